@@ -1,0 +1,20 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/anatomy.smk"
+include: "workflow/rules/spike_library.smk"
+include: "workflow/rules/plan.smk"
+include: "workflow/rules/synthesis.smk"
+include: "workflow/rules/export.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

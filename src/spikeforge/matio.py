@@ -1,0 +1,113 @@
+"""MATLAB file I/O: v5 through scipy.io, v7.3 through h5py, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import scipy.io
+
+from spikeforge.errors import InputError
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    # v7.3 files carry a 512-byte MATLAB header before the HDF5 superblock.
+    return head[:8] == _HDF5_SIGNATURE or head[512:520] == _HDF5_SIGNATURE
+
+
+def _h5_to_numpy(node: Any, handle: h5py.File) -> Any:
+    if isinstance(node, h5py.Group):
+        return {name: _h5_to_numpy(node[name], handle) for name in node}
+    value = node[()]
+    if node.dtype == h5py.ref_dtype:
+        # Cell arrays: an array of references, each to one cell's content.
+        cells = np.empty(value.shape, dtype=object)
+        for index, ref in np.ndenumerate(value):
+            cells[index] = _h5_to_numpy(handle[ref], handle)
+        return cells.T
+    if isinstance(value, np.ndarray):
+        # MATLAB writes column-major; h5py reads the transposed shape.
+        return value.T
+    return value
+
+
+def load_mat(path: str | Path, keys: list[str] | None = None) -> dict[str, Any]:
+    """Read variables of a .mat file (v5 or v7.3) as numpy arrays.
+
+    Cell arrays become object arrays of numpy arrays in both formats.
+    Raises InputError naming the file when it is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        if _is_hdf5(path):
+            with h5py.File(path, "r") as handle:
+                names = [k for k in handle if not k.startswith("#")]
+                wanted = [k for k in names if keys is None or k in keys]
+                return {k: _h5_to_numpy(handle[k], handle) for k in wanted}
+        data = scipy.io.loadmat(path, variable_names=keys)
+    except InputError:
+        raise
+    except Exception as exc:  # scipy/h5py raise many types for a corrupt file
+        raise InputError(path, f"not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
+    return {k: v for k, v in data.items() if not k.startswith("__")}
+
+
+def list_mat_keys(path: str | Path) -> list[str]:
+    """Variable names in a .mat file, without reading the data."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        if _is_hdf5(path):
+            with h5py.File(path, "r") as handle:
+                return [k for k in handle if not k.startswith("#")]
+        return [name for name, _, _ in scipy.io.whosmat(path)]
+    except Exception as exc:
+        raise InputError(path, f"not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent
+    )
+    os.close(fd)
+    # mkstemp creates 0600; give the final file the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# scipy stamps the creation time into the 116-byte text header; a fixed header keeps
+# rebuilt files byte-identical.
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by spikeforge".ljust(116, b" ")
+
+
+def save_mat(path: str | Path, variables: Mapping[str, Any]) -> None:
+    """Write a MATLAB v5 file atomically (readable by MATLAB, Octave and scipy)."""
+    with atomic_path(path, suffix=".mat") as tmp:
+        scipy.io.savemat(tmp, dict(variables), do_compression=False, oned_as="column")
+        with open(tmp, "r+b") as handle:
+            handle.write(_MAT_HEADER)

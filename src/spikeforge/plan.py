@@ -1,0 +1,339 @@
+"""Sample plans: per sample and source, the centre, patch, clip, weights and scale; per sample, SNR.
+
+A plan file (HDF5, one per split) holds, for N samples and S sources (patch width W = 70):
+  centre        [N, S] int32      centre region (0-based)
+  patch         [N, S, W] int32   patch regions, centre first, padded with -1
+  patch_size    [N, S] int32      number of regions in the patch
+  mag_change    [N, S, W] float64 weight of each patch region (1 at the centre), padded with 0
+  clip          [N, S] int64      row of the spike library (and of DeepSIF's `*_nmm.h5`)
+  scale_ratios  [N, S, K] float64 source amplitude for each target SNR (deepsif.md section 5)
+  scale         [N, S] float64    the ratio this sample uses (one of scale_ratios, seeded)
+  sensor_snr    [N] float64       sensor-space SNR in dB
+and attributes seed, split, source ("generated" or the imported file), point_05, target_snrs_db.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from spikeforge.anatomy import Anatomy
+from spikeforge.errors import InputError
+from spikeforge.matio import atomic_path, load_mat
+from spikeforge.seeding import STREAM_DATASET, STREAM_PLAN, rng_for
+from spikeforge.spike_library import Library
+
+PATCH_WIDTH = 70
+DEEPSIF_PAD = 15213
+# sigma of the Gaussian weight so that the weight is 0.5 at distance point_05 (sqrt(1 / (2 ln 2)))
+SIGMA_PER_POINT_05 = 0.8493
+SNR_WINDOW_HALF = 100
+
+
+@dataclass
+class PlanConfig:
+    n_samples: int
+    n_sources: int = 2
+    samples_per_region: int = 1
+    patch_method: str = "grow"  # "grow" (deepsif.md section 5) or "disk"
+    grow_layers: tuple[int, ...] = (2, 3)
+    disk_radius_mm: float = 20.0
+    point_05_range_mm: tuple[float, float] = (40.0, 60.0)
+    target_snrs_db: tuple[float, ...] = (10, 12, 14, 16, 18, 20)
+    sensor_snrs_db: tuple[float, ...] = (5, 10, 15, 20)
+    max_overlap_retries: int = 50
+    centre_regions: tuple[int, ...] | None = None  # None: every region of the leadfield
+
+
+@dataclass
+class Plan:
+    centre: np.ndarray
+    patch: np.ndarray
+    patch_size: np.ndarray
+    mag_change: np.ndarray
+    clip: np.ndarray
+    scale_ratios: np.ndarray
+    scale: np.ndarray
+    sensor_snr: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.centre.shape[0])
+
+    @property
+    def n_sources(self) -> int:
+        return int(self.centre.shape[1])
+
+    def patch_of(self, sample: int, source: int) -> np.ndarray:
+        return self.patch[sample, source, : self.patch_size[sample, source]]
+
+    def weights_of(self, sample: int, source: int) -> np.ndarray:
+        return self.mag_change[sample, source, : self.patch_size[sample, source]]
+
+    def select(self, start: int, stop: int) -> Plan:
+        sl = slice(start, stop)
+        return Plan(
+            self.centre[sl], self.patch[sl], self.patch_size[sl], self.mag_change[sl],
+            self.clip[sl], self.scale_ratios[sl], self.scale[sl], self.sensor_snr[sl],
+            dict(self.attrs),
+        )
+
+
+def _unit_vector(rng: np.random.Generator) -> np.ndarray:
+    v = rng.standard_normal(3)
+    return v / np.linalg.norm(v)
+
+
+def smooth_patch(patch: set[int], centre: int, neighbours: tuple[np.ndarray, ...]) -> set[int]:
+    """Fill notches and trim spurs: add outside regions with all but one neighbour inside,
+    then remove regions (never the centre) with exactly one neighbour inside."""
+    patch = set(patch)
+    border = {int(v) for p in patch for v in neighbours[p]} - patch
+    for v in sorted(border):
+        nb = neighbours[v]
+        if len(nb) > 1 and sum(int(u) in patch for u in nb) >= len(nb) - 1:
+            patch.add(v)
+    for v in sorted(patch - {centre}):
+        if sum(int(u) in patch for u in neighbours[v]) == 1:
+            patch.discard(v)
+    return patch
+
+
+def grow_patch(
+    centre: int, anatomy: Anatomy, n_layers: int, rng: np.random.Generator
+) -> set[int]:
+    """Layer 1: all neighbours. Deeper layers: a neighbour is kept with probability
+    (1 + cos angle) / 2 between its offset from the centre and one random direction."""
+    neighbours, centres = anatomy.neighbours, anatomy.centres
+    patch = {centre} | {int(v) for v in neighbours[centre]}
+    frontier = set(patch) - {centre}
+    direction = _unit_vector(rng)
+    for _ in range(1, n_layers):
+        candidates = sorted({int(v) for f in frontier for v in neighbours[f]} - patch)
+        if not candidates:
+            break
+        offsets = centres[candidates] - centres[centre]
+        norms = np.linalg.norm(offsets, axis=1)
+        cosine = np.divide(offsets @ direction, norms, out=np.zeros(len(candidates)), where=norms > 0)
+        keep = rng.random(len(candidates)) < (1.0 + cosine) / 2.0
+        frontier = {c for c, k in zip(candidates, keep) if k}
+        patch |= frontier
+    return smooth_patch(patch, centre, neighbours)
+
+
+def disk_patch(centre: int, anatomy: Anatomy, radius_mm: float) -> set[int]:
+    """Every region within `radius_mm` of the centre along the region graph."""
+    return {int(v) for v in np.flatnonzero(anatomy.distances[centre] <= radius_mm)} | {centre}
+
+
+def order_patch(patch: set[int], centre: int, distances: np.ndarray) -> np.ndarray:
+    """Centre first, then by distance (ties by id); at most PATCH_WIDTH regions."""
+    others = sorted(patch - {centre}, key=lambda v: (distances[centre, v], v))
+    return np.array([centre] + others[: PATCH_WIDTH - 1], dtype=np.int32)
+
+
+def _sample_patch(
+    centre: int, anatomy: Anatomy, cfg: PlanConfig, rng: np.random.Generator
+) -> np.ndarray:
+    if cfg.patch_method == "grow":
+        layers = int(rng.choice(cfg.grow_layers))
+        regions = grow_patch(centre, anatomy, layers, rng)
+    elif cfg.patch_method == "disk":
+        regions = disk_patch(centre, anatomy, cfg.disk_radius_mm)
+    else:
+        raise ValueError(f"unknown patch method {cfg.patch_method!r}")
+    return order_patch(regions, centre, anatomy.distances)
+
+
+def generate_plan(
+    anatomy: Anatomy, library: Library, cfg: PlanConfig, seed: int, split: str
+) -> Plan:
+    n, s = cfg.n_samples, cfg.n_sources
+    n_regions = anatomy.n_regions
+    candidates = (
+        np.arange(n_regions) if cfg.centre_regions is None else np.asarray(cfg.centre_regions)
+    )
+    if candidates.size == 0 or candidates.min() < 0 or candidates.max() >= n_regions:
+        raise InputError("plan.centre_regions", f"must be region ids in 0..{n_regions - 1}")
+    for region in candidates:
+        library.clips_of(int(region))  # fails early, naming the region without clips
+    point_05 = float(rng_for(seed, split, 0, STREAM_DATASET).uniform(*cfg.point_05_range_mm))
+    sigma = SIGMA_PER_POINT_05 * point_05
+
+    centre = np.zeros((n, s), np.int32)
+    patch = np.full((n, s, PATCH_WIDTH), -1, np.int32)
+    size = np.zeros((n, s), np.int32)
+    mag = np.zeros((n, s, PATCH_WIDTH), np.float64)
+    clip = np.zeros((n, s), np.int64)
+    choice = np.zeros((n, s), np.int64)
+    sensor_snr = np.array(
+        [cfg.sensor_snrs_db[i % len(cfg.sensor_snrs_db)] for i in range(n)], np.float64
+    )
+    for i in range(n):
+        rng = rng_for(seed, split, i, STREAM_PLAN)
+        used: set[int] = set()
+        for k in range(s):
+            if k == 0:
+                # Region-major like DeepSIF: every region leads samples_per_region samples.
+                c = int(candidates[(i // cfg.samples_per_region) % candidates.size])
+                regions = _sample_patch(c, anatomy, cfg, rng)
+            else:
+                for _ in range(cfg.max_overlap_retries):
+                    c = int(candidates[rng.integers(candidates.size)])
+                    regions = _sample_patch(c, anatomy, cfg, rng)
+                    if used.isdisjoint(regions.tolist()):
+                        break
+            used.update(regions.tolist())
+            centre[i, k] = c
+            size[i, k] = len(regions)
+            patch[i, k, : len(regions)] = regions
+            d = anatomy.distances[c, regions]
+            mag[i, k, : len(regions)] = np.exp(-(d**2) / (2 * sigma**2))
+            rows = library.clips_of(c)
+            clip[i, k] = rows[int(rng.integers(len(rows)))]
+            choice[i, k] = int(rng.integers(len(cfg.target_snrs_db)))
+
+    ratios = scale_ratios_for(anatomy, library, patch, size, mag, clip, cfg.target_snrs_db)
+    scale = np.take_along_axis(ratios, choice[..., None], axis=2)[..., 0]
+    attrs = {
+        "seed": seed, "split": split, "source": "generated", "point_05_mm": point_05,
+        "target_snrs_db": np.asarray(cfg.target_snrs_db, np.float64),
+        "patch_method": cfg.patch_method,
+    }
+    return Plan(centre, patch, size, mag, clip, ratios, scale, sensor_snr, attrs)
+
+
+def snr_window(waveform: np.ndarray) -> slice:
+    peak = int(np.argmax(waveform))
+    return slice(max(0, peak - SNR_WINDOW_HALF), min(waveform.size, peak + SNR_WINDOW_HALF + 1))
+
+
+def _power(x: np.ndarray) -> float:
+    centred = x - x.mean(axis=-1, keepdims=True)
+    return float(np.sum(centred**2) / x.shape[-1])
+
+
+def scale_ratios_for(
+    anatomy: Anatomy,
+    library: Library,
+    patch: np.ndarray,
+    size: np.ndarray,
+    mag: np.ndarray,
+    clip: np.ndarray,
+    target_snrs_db: tuple[float, ...],
+) -> np.ndarray:
+    """alpha = sqrt(10^(SNR/10) Pn / Ps) for every sample, source and target SNR.
+
+    Ps: sensor power of the patch driven by the normalised centre waveform with its weights;
+    Pn: sensor power of the clip's background in every region outside the patch. Both are
+    time-mean removed and measured on +-100 samples around the waveform's peak.
+    Work is grouped by clip so each clip is read once.
+    """
+    fwd = anatomy.leadfield
+    targets = 10.0 ** (np.asarray(target_snrs_db, np.float64) / 10.0)
+    ratios = np.zeros(clip.shape + (len(targets),))
+    order = np.argsort(clip, axis=None, kind="stable")
+    flat_clip = clip.ravel()
+    boundaries = np.flatnonzero(np.diff(flat_clip[order])) + 1
+    for group in np.split(order, boundaries):
+        row = int(flat_clip[group[0]])
+        data = library.data[row].astype(np.float64)
+        projection = library.projection[row]
+        waveform = library.centre_waveform[row]
+        waveform = waveform / waveform.max()
+        win = snr_window(waveform)
+        w_power = _power(waveform[win])
+        for flat_index in group:
+            i, k = np.unravel_index(flat_index, clip.shape)
+            regions = patch[i, k, : size[i, k]]
+            gain = fwd[:, regions] @ mag[i, k, : size[i, k]]
+            ps = float(gain @ gain) * w_power
+            background = projection[:, win] - fwd[:, regions] @ data[win][:, regions].T
+            pn = _power(background)
+            ratios[i, k] = np.sqrt(targets * pn / ps)
+    return ratios
+
+
+def write_plan(plan: Plan, path: str | Path) -> None:
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
+        for name in (
+            "centre", "patch", "patch_size", "mag_change", "clip", "scale_ratios", "scale",
+            "sensor_snr",
+        ):
+            out.create_dataset(name, data=getattr(plan, name))
+        for key, value in plan.attrs.items():
+            out.attrs[key] = value
+
+
+def read_plan(path: str | Path, start: int = 0, stop: int | None = None) -> Plan:
+    with h5py.File(path, "r") as src:
+        sl = slice(start, stop)
+        arrays = {
+            name: src[name][sl]
+            for name in (
+                "centre", "patch", "patch_size", "mag_change", "clip", "scale_ratios",
+                "scale", "sensor_snr",
+            )
+        }
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in src.attrs.items()}
+    return Plan(**arrays, attrs=attrs)
+
+
+def import_deepsif_plan(
+    path: str | Path, library: Library, n_regions: int, seed: int, split: str
+) -> Plan:
+    """A DeepSIF metadata file (`*_sample_source*.mat`) as a plan.
+
+    Reads selected_region, mag_change, scale_ratio, sensor_snr (or current_snr, as the released
+    script saves it) and nmm_idx (rows of the clip library). DeepSIF's loader draws one of the
+    scale ratios unseeded; here the choice is seeded per sample.
+    """
+    meta = load_mat(path)
+    for key in ("selected_region", "mag_change", "scale_ratio", "nmm_idx"):
+        if key not in meta:
+            raise InputError(path, "variable missing from DeepSIF metadata", key=key)
+    snr_key = "sensor_snr" if "sensor_snr" in meta else "current_snr"
+    if snr_key not in meta:
+        raise InputError(path, "variable missing (neither sensor_snr nor current_snr)", key="sensor_snr")
+    region = np.asarray(meta["selected_region"], np.float64)
+    if region.ndim == 2:
+        region = region[:, None, :]
+    n, s, width = region.shape
+    weights = np.asarray(meta["mag_change"], np.float64).reshape(n, s, -1)
+    ratios = np.asarray(meta["scale_ratio"], np.float64).reshape(n, s, -1)
+    nmm_idx = np.asarray(meta["nmm_idx"]).reshape(n, s)
+    snr = np.asarray(meta[snr_key], np.float64).reshape(-1)
+    if snr.size == 1 and n > 1:
+        snr = np.full(n, snr[0])
+    if snr.size != n:
+        raise InputError(path, f"{snr.size} SNRs for {n} samples", key=snr_key)
+    if np.any(nmm_idx != np.round(nmm_idx)) or nmm_idx.min() < 0 or nmm_idx.max() >= library.n_clips:
+        raise InputError(
+            path, f"clip rows must be integers in 0..{library.n_clips - 1}", key="nmm_idx"
+        )
+    is_pad = (region < 0) | (region >= DEEPSIF_PAD) | ~np.isfinite(region)
+    size = (~is_pad).sum(axis=2).astype(np.int32)
+    patch = np.full((n, s, PATCH_WIDTH), -1, np.int32)
+    mag = np.zeros((n, s, PATCH_WIDTH))
+    for i in range(n):
+        for k in range(s):
+            ids = region[i, k][~is_pad[i, k]].astype(np.int64)
+            if ids.size == 0 or ids.max() >= n_regions:
+                raise InputError(path, f"sample {i} source {k}: bad region ids", key="selected_region")
+            w = weights[i, k][: ids.size]
+            patch[i, k, : ids.size] = ids[:PATCH_WIDTH]
+            mag[i, k, : ids.size] = w[:PATCH_WIDTH]
+    choice = np.array(
+        [[rng_for(seed, split, i, STREAM_PLAN).integers(ratios.shape[2])] * s for i in range(n)]
+    )
+    scale = np.take_along_axis(ratios, choice[..., None], axis=2)[..., 0]
+    attrs = {"seed": seed, "split": split, "source": str(path), "point_05_mm": np.nan,
+             "target_snrs_db": np.zeros(0), "patch_method": "imported"}
+    return Plan(
+        patch[:, :, 0].copy(), patch, np.minimum(size, PATCH_WIDTH), mag,
+        nmm_idx.astype(np.int64), ratios, scale, snr, attrs,
+    )

@@ -1,0 +1,167 @@
+"""Spike clips in DeepSIF's `nmm_spikes/a{r}/nmm_{j}.mat` layout and the consolidated library.
+
+The library is one HDF5 file that synthesis reads:
+  data             [N, T, R] float32  the clips (DeepSIF's `*_nmm.h5` layout, one chunk a clip)
+  region           [N] int32          region whose spike the clip carries (0-based, the `a{r}`)
+  clip_number      [N] int32          the `j` of nmm_{j}.mat (1-based)
+  source_file      [N] str            clip path relative to the nmm_spikes folder
+  projection       [N, C, T] float64  leadfield @ clip.T, computed once per clip
+  centre_waveform  [N, T] float64     clip[:, region]
+Rows are ordered by region, then by j, so rows of one region are contiguous.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+import scipy.signal
+
+from spikeforge.errors import InputError
+from spikeforge.matio import atomic_path, load_mat, save_mat
+from spikeforge.seeding import STREAM_MOCK, rng_for
+
+CLIP_SAMPLES = 500
+_CLIP_NAME = re.compile(r"^nmm_(\d+)\.mat$")
+_REGION_DIR = re.compile(r"^a(\d+)$")
+
+
+def mock_clip(n_regions: int, region: int, rng: np.random.Generator) -> np.ndarray:
+    """One 500 x R clip: slow background in every region, an epileptiform spike in `region`.
+
+    Amplitudes follow a Jansen-Rit output in mV: background of a few mV, spikes of tens of mV.
+    """
+    sos = scipy.signal.butter(4, 20.0, fs=500.0, output="sos")
+    noise = rng.standard_normal((CLIP_SAMPLES + 200, n_regions))
+    background = scipy.signal.sosfiltfilt(sos, noise, axis=0)[100:-100]
+    background *= 1.5 / background.std()
+    background += rng.uniform(2.0, 6.0, size=n_regions)
+    t = np.arange(CLIP_SAMPLES, dtype=np.float64)
+    peak = rng.uniform(180, 320)
+    amplitude = rng.uniform(25.0, 40.0)
+    spike = amplitude * np.exp(-0.5 * ((t - peak) / 6.0) ** 2)
+    slow_wave = 0.35 * amplitude * np.exp(-0.5 * ((t - peak - 45.0) / 28.0) ** 2)
+    clip = background.copy()
+    clip[:, region] += spike - slow_wave
+    return clip.astype(np.float32)
+
+
+def write_mock_clips(folder: str | Path, n_regions: int, clips_per_region: int, seed: int) -> None:
+    """Write the DeepSIF clip layout with seeded mock clips (j from 1 within each region)."""
+    folder = Path(folder)
+    for region in range(n_regions):
+        for j in range(1, clips_per_region + 1):
+            rng = rng_for(seed, "mock_clips", region * 100_003 + j, STREAM_MOCK)
+            clip = mock_clip(n_regions, region, rng)
+            save_mat(folder / f"a{region}" / f"nmm_{j}.mat", {"data": clip})
+
+
+def list_clips(folder: str | Path, n_regions: int) -> list[tuple[int, int, Path]]:
+    """(region, j, path) for every clip, ordered by region then j.
+
+    Regions without clips are allowed here; the plan rejects them if it needs them.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "spike clip folder not found")
+    entries: list[tuple[int, int, Path]] = []
+    for region_dir in folder.iterdir():
+        match = _REGION_DIR.match(region_dir.name)
+        if not (match and region_dir.is_dir()):
+            continue
+        region = int(match.group(1))
+        if region >= n_regions:
+            raise InputError(
+                region_dir, f"region {region} does not exist: the leadfield has {n_regions} regions"
+            )
+        for path in region_dir.iterdir():
+            clip_match = _CLIP_NAME.match(path.name)
+            if clip_match:
+                entries.append((region, int(clip_match.group(1)), path))
+    if not entries:
+        raise InputError(folder, "no clips found (expected a<region>/nmm_<j>.mat)")
+    return sorted(entries)
+
+
+def build_library(
+    clip_folder: str | Path, leadfield: np.ndarray, out_path: str | Path, data_key: str = "data"
+) -> None:
+    """Read every clip once, validate it, and write the library with per-clip projections."""
+    n_channels, n_regions = leadfield.shape
+    clips = list_clips(clip_folder, n_regions)
+    n = len(clips)
+    with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
+        data = out.create_dataset(
+            "data", (n, CLIP_SAMPLES, n_regions), dtype=np.float32,
+            chunks=(1, CLIP_SAMPLES, n_regions),
+        )
+        projection = out.create_dataset(
+            "projection", (n, n_channels, CLIP_SAMPLES), dtype=np.float64,
+            chunks=(1, n_channels, CLIP_SAMPLES),
+        )
+        centre = out.create_dataset("centre_waveform", (n, CLIP_SAMPLES), dtype=np.float64)
+        for row, (region, _, path) in enumerate(clips):
+            variables = load_mat(path, [data_key])
+            if data_key not in variables:
+                raise InputError(path, "variable not found", key=data_key)
+            clip = np.asarray(variables[data_key])
+            if clip.shape != (CLIP_SAMPLES, n_regions):
+                raise InputError(
+                    path, f"clip must be {CLIP_SAMPLES} x {n_regions} (time x regions), "
+                    f"got {clip.shape}", key=data_key,
+                )
+            if not np.all(np.isfinite(clip)):
+                raise InputError(path, "clip contains non-finite values", key=data_key)
+            clip32 = clip.astype(np.float32)
+            data[row] = clip32
+            clip64 = clip32.astype(np.float64)
+            projection[row] = leadfield @ clip64.T
+            centre[row] = clip64[:, region]
+            if clip64[:, region].max() <= 0:
+                raise InputError(path, f"region {region}'s waveform has no positive peak")
+        folder = Path(clip_folder)
+        out["region"] = np.array([c[0] for c in clips], dtype=np.int32)
+        out["clip_number"] = np.array([c[1] for c in clips], dtype=np.int32)
+        out["source_file"] = np.array(
+            [str(c[2].relative_to(folder)) for c in clips], dtype=h5py.string_dtype()
+        )
+        out.attrs["n_regions"] = n_regions
+        out.attrs["n_channels"] = n_channels
+
+
+class Library:
+    """Read access to the consolidated library; whole clips are read one chunk at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file = h5py.File(self.path, "r")
+        self.data = self._file["data"]
+        self.projection = self._file["projection"]
+        self.region = self._file["region"][()]
+        self.centre_waveform = self._file["centre_waveform"]
+        self.n_clips = int(self.region.size)
+        starts = np.searchsorted(self.region, np.arange(int(self._file.attrs["n_regions"]) + 1))
+        self.region_rows = starts  # rows of region r: starts[r]:starts[r+1]
+
+    def clips_of(self, region: int) -> range:
+        rows = range(int(self.region_rows[region]), int(self.region_rows[region + 1]))
+        if not rows:
+            raise InputError(
+                self.path, f"region {region} has no spike clips (a{region}/nmm_<j>.mat), "
+                "but the plan needs one: add clips or restrict the plan's centre_regions",
+            )
+        return rows
+
+    def regions_with_clips(self) -> np.ndarray:
+        return np.flatnonzero(np.diff(self.region_rows) > 0)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

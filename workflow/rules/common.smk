@@ -1,0 +1,163 @@
+import math
+from pathlib import Path
+
+import scipy.io
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+import spikeforge
+from spikeforge.errors import InputError
+from spikeforge.matio import list_mat_keys
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+SPIKEFORGE_VERSION = spikeforge.__version__
+SPLITS = list(config["splits"])
+PLAN = config["plan"]
+EXPORT = config["export"]
+SAMPLES_PER_SHARD = config["synthesis"]["samples_per_shard"]
+DEMO = "resources/demo"
+
+
+wildcard_constraints:
+    split="|".join(SPLITS) if SPLITS else "(?!)",
+    shard=r"\d{4}",
+
+
+def config_error(key, problem):
+    raise WorkflowError(f"config key {key}: {problem}")
+
+
+def configured_file(key_path):
+    """The file named by a dotted config key; fails at start-up if it is missing."""
+    value = config
+    for part in key_path.split("."):
+        value = value[part]
+    if not value:
+        config_error(key_path, "must name a file")
+    if not Path(value).exists():
+        config_error(key_path, f"file not found: {value}")
+    return value
+
+
+def anatomy_inputs():
+    if config["anatomy"]["source"] == "demo":
+        return {
+            "leadfield": f"{DEMO}/anatomy/leadfield.mat",
+            "region_mapping": f"{DEMO}/anatomy/region_mapping.mat",
+            "centres": f"{DEMO}/anatomy/centres.mat",
+        }
+    files = {
+        "leadfield": configured_file("anatomy.files.leadfield"),
+        "region_mapping": configured_file("anatomy.files.region_mapping"),
+        "centres": configured_file("anatomy.files.centres"),
+    }
+    if config["anatomy"]["files"]["distances"]:
+        files["distances"] = configured_file("anatomy.files.distances")
+    return files
+
+
+def clip_folder():
+    if config["spike_library"]["source"] == "mock":
+        return f"{DEMO}/nmm_spikes"
+    folder = config["spike_library"]["folder"]
+    if not folder or not Path(folder).is_dir():
+        config_error("spike_library.folder", f"folder not found: {folder}")
+    return folder
+
+
+def _mat_shape(path, keys):
+    """Shape of the first of `keys` in a .mat file, read from its header only."""
+    try:
+        import h5py
+
+        if h5py.is_hdf5(path):
+            with h5py.File(path, "r") as handle:
+                for key in keys:
+                    if key in handle:
+                        return tuple(reversed(handle[key].shape))
+        else:
+            for name, shape, _ in scipy.io.whosmat(path):
+                if name in keys:
+                    return tuple(shape)
+    except Exception as exc:
+        raise WorkflowError(f"{path}: not a readable MATLAB file ({exc})")
+    raise WorkflowError(f"{path}: none of the variables {', '.join(keys)} found")
+
+
+def n_regions():
+    if config["anatomy"]["source"] == "demo":
+        return config["anatomy"]["demo"]["n_regions"]
+    key = config["anatomy"]["files"]["leadfield_key"]
+    keys = [key] if key else ["fwd", "forward", "leadfield", "L"]
+    return _mat_shape(configured_file("anatomy.files.leadfield"), keys)[1]
+
+
+def deepsif_metadata(split):
+    path = PLAN["deepsif_metadata"].get(split)
+    if not path:
+        config_error(f"plan.deepsif_metadata.{split}", "required when plan.source is deepsif")
+    if not Path(path).exists():
+        config_error(f"plan.deepsif_metadata.{split}", f"file not found: {path}")
+    return path
+
+
+def split_size(split):
+    """Number of samples the split's plan holds (known from config and file headers)."""
+    if PLAN["source"] == "deepsif":
+        return _mat_shape(deepsif_metadata(split), ["selected_region"])[0]
+    centres = PLAN["centre_regions"]
+    n_centres = len(centres) if centres else n_regions()
+    return n_centres * config["splits"][split]["samples_per_region"]
+
+
+def split_range(split):
+    """[start, stop) of the samples synthesised and exported for a split."""
+    settings = config["splits"][split]
+    total = split_size(split)
+    start = settings["start"]
+    if start >= total:
+        config_error(f"splits.{split}.start", f"{start} is past the plan's {total} samples")
+    count = settings["count"] if settings["count"] is not None else total - start
+    return start, min(total, start + count)
+
+
+def shards(split):
+    start, stop = split_range(split)
+    return [f"{k:04d}" for k in range(math.ceil((stop - start) / SAMPLES_PER_SHARD))]
+
+
+def shard_range(split, shard):
+    start, stop = split_range(split)
+    first = start + int(shard) * SAMPLES_PER_SHARD
+    return first, min(stop, first + SAMPLES_PER_SHARD)
+
+
+def mat_splits():
+    if not EXPORT["mat"]["enabled"]:
+        return []
+    chosen = EXPORT["mat"]["splits"]
+    return SPLITS if chosen is None else [s for s in chosen if s in SPLITS]
+
+
+def final_outputs():
+    outputs = []
+    for split in SPLITS:
+        outputs += expand("results/{split}/hdf5/shard_{shard}.h5", split=split, shard=shards(split))
+        if split in mat_splits():
+            outputs += expand("results/{split}/mat/shard_{shard}", split=split, shard=shards(split))
+            outputs.append(f"results/{split}/mat/extraction_metadata.mat")
+        if EXPORT["deepsif"]["enabled"]:
+            outputs += [
+                f"results/deepsif/{split}_sample_source1.mat",
+                f"results/deepsif/{split}_sample_nmm.h5",
+            ]
+    return outputs
+
+
+def plan_inputs(wildcards):
+    inputs = {"anatomy": "results/anatomy/anatomy.h5", "library": "results/spike_library/library.h5"}
+    if PLAN["source"] == "deepsif":
+        inputs["metadata"] = deepsif_metadata(wildcards.split)
+    return inputs

@@ -1,0 +1,44 @@
+import sys
+from pathlib import Path
+
+# The library is importable from a source checkout as well as when installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+
+import logging  # noqa: E402
+
+from spikeforge.anatomy import read_anatomy  # noqa: E402
+from spikeforge.plan import PlanConfig, generate_plan, import_deepsif_plan, write_plan  # noqa: E402
+from spikeforge.runner import run  # noqa: E402
+from spikeforge.spike_library import Library  # noqa: E402
+
+
+def main(sm):
+    split = sm.wildcards.split
+    plan_cfg, split_cfg = sm.params.plan, sm.params.split_settings
+    anatomy = read_anatomy(sm.input.anatomy)
+    with Library(sm.input.library) as library:
+        if plan_cfg["source"] == "deepsif":
+            plan = import_deepsif_plan(
+                sm.input.metadata, library, anatomy.n_regions, sm.params.seed, split
+            )
+        else:
+            cfg = PlanConfig(
+                n_samples=sm.params.n_samples,
+                n_sources=plan_cfg["n_sources"],
+                samples_per_region=split_cfg["samples_per_region"],
+                patch_method=plan_cfg["patch_method"],
+                grow_layers=tuple(plan_cfg["grow_layers"]),
+                disk_radius_mm=plan_cfg["disk_radius_mm"],
+                point_05_range_mm=tuple(plan_cfg["point_05_range_mm"]),
+                target_snrs_db=tuple(split_cfg["target_snrs_db"]),
+                sensor_snrs_db=tuple(plan_cfg["sensor_snrs_db"]),
+                centre_regions=(
+                    tuple(plan_cfg["centre_regions"]) if plan_cfg["centre_regions"] else None
+                ),
+            )
+            plan = generate_plan(anatomy, library, cfg, sm.params.seed, split)
+    logging.info("%s: %d samples x %d sources", split, plan.n_samples, plan.n_sources)
+    write_plan(plan, sm.output[0])
+
+
+run(snakemake, main)  # noqa: F821
