@@ -50,7 +50,9 @@ def load_leadfield(path: str | Path, key: str | None = None) -> np.ndarray:
         raise InputError(path, f"variable not found; file has {', '.join(keys)}", key=key)
     value = np.asarray(load_mat(path, [key])[key])
     if value.ndim != 2 or not np.issubdtype(value.dtype, np.number):
-        raise InputError(path, f"leadfield must be a numeric 2-D matrix, got {value.shape}", key=key)
+        raise InputError(
+            path, f"leadfield must be a numeric 2-D matrix, got {value.shape}", key=key
+        )
     if not np.all(np.isfinite(value)):
         bad = np.argwhere(~np.isfinite(value))
         raise InputError(
@@ -81,11 +83,25 @@ def load_neighbours(path: str | Path, n_regions: int, key: str = "nbs") -> tuple
         ids = np.asarray(cell, dtype=np.float64).ravel()
         if ids.size and (np.any(ids != np.round(ids)) or ids.min() < 1 or ids.max() > n_regions):
             raise InputError(
-                path, f"neighbours of region {region + 1} are not 1-based ids in 1..{n_regions}",
+                path,
+                f"neighbours of region {region + 1} are not 1-based ids in 1..{n_regions}",
                 key=key,
             )
-        neighbours.append(np.unique(ids.astype(np.int64) - 1))
-    return tuple(neighbours)
+        neighbours.append(ids.astype(np.int64) - 1)
+    return symmetrise(neighbours)
+
+
+def symmetrise(neighbours: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Adjacency as an undirected graph without self-loops.
+
+    DeepSIF's real `nbs` lists 212 one-way pairs; a one-way edge would let a patch grow into a
+    region that does not touch it back, so both directions are kept.
+    """
+    sets = [set(nb.tolist()) for nb in neighbours]
+    for region, nb in enumerate(neighbours):
+        for other in nb.tolist():
+            sets[other].add(region)
+    return tuple(np.array(sorted(s - {r}), dtype=np.int64) for r, s in enumerate(sets))
 
 
 def load_centres(path: str | Path, n_regions: int, key: str = "centre") -> np.ndarray:
@@ -164,5 +180,5 @@ def read_anatomy(path: str | Path) -> Anatomy:
     with h5py.File(path, "r") as src:
         flat = src["neighbours"][()].astype(np.int64)
         offsets = src["neighbour_offsets"][()]
-        neighbours = tuple(flat[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
+        neighbours = tuple(flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True))
         return Anatomy(src["leadfield"][()], neighbours, src["centres"][()], src["distances"][()])

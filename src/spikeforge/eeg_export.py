@@ -1,4 +1,4 @@
-"""Exports of synthesised EEG samples: sharded HDF5 (default), per-sample MAT, DeepSIF's loader format.
+"""Exports of synthesised EEG: sharded HDF5 (default), per-sample MAT, DeepSIF's loader format.
 
 HDF5 shard layout (n samples, T = 500, C channels, S sources, nnz labelled region time courses):
   eeg                 [n, T, C] float32  normalised EEG (the MAT layout's eeg_data)
@@ -51,8 +51,11 @@ def write_hdf5_shard(
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
         chunk = max(1, min(n_samples, 32))
         eeg = out.create_dataset(
-            "eeg", (n_samples, n_time, n_channels), np.float32,
-            chunks=(chunk, n_time, n_channels), **comp,
+            "eeg",
+            (n_samples, n_time, n_channels),
+            np.float32,
+            chunks=(chunk, n_time, n_channels),
+            **comp,
         )
         labels = out.create_dataset("labels", (n_samples, n_sources, PATCH_WIDTH), np.int32)
         snr = out.create_dataset("snr", (n_samples,), np.float64)
@@ -62,8 +65,12 @@ def write_hdf5_shard(
             "source_regions", (0,), np.int32, maxshape=(None,), chunks=(4096,)
         )
         courses = out.create_dataset(
-            "source_timecourses", (0, n_time), np.float32, maxshape=(None, n_time),
-            chunks=(64, n_time), **comp,
+            "source_timecourses",
+            (0, n_time),
+            np.float32,
+            maxshape=(None, n_time),
+            chunks=(64, n_time),
+            **comp,
         )
         ptr[0] = 0
         done = 0

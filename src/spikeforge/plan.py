@@ -77,8 +77,14 @@ class Plan:
     def select(self, start: int, stop: int) -> Plan:
         sl = slice(start, stop)
         return Plan(
-            self.centre[sl], self.patch[sl], self.patch_size[sl], self.mag_change[sl],
-            self.clip[sl], self.scale_ratios[sl], self.scale[sl], self.sensor_snr[sl],
+            self.centre[sl],
+            self.patch[sl],
+            self.patch_size[sl],
+            self.mag_change[sl],
+            self.clip[sl],
+            self.scale_ratios[sl],
+            self.scale[sl],
+            self.sensor_snr[sl],
             dict(self.attrs),
         )
 
@@ -103,9 +109,7 @@ def smooth_patch(patch: set[int], centre: int, neighbours: tuple[np.ndarray, ...
     return patch
 
 
-def grow_patch(
-    centre: int, anatomy: Anatomy, n_layers: int, rng: np.random.Generator
-) -> set[int]:
+def grow_patch(centre: int, anatomy: Anatomy, n_layers: int, rng: np.random.Generator) -> set[int]:
     """Layer 1: all neighbours. Deeper layers: a neighbour is kept with probability
     (1 + cos angle) / 2 between its offset from the centre and one random direction."""
     neighbours, centres = anatomy.neighbours, anatomy.centres
@@ -118,9 +122,11 @@ def grow_patch(
             break
         offsets = centres[candidates] - centres[centre]
         norms = np.linalg.norm(offsets, axis=1)
-        cosine = np.divide(offsets @ direction, norms, out=np.zeros(len(candidates)), where=norms > 0)
+        cosine = np.divide(
+            offsets @ direction, norms, out=np.zeros(len(candidates)), where=norms > 0
+        )
         keep = rng.random(len(candidates)) < (1.0 + cosine) / 2.0
-        frontier = {c for c, k in zip(candidates, keep) if k}
+        frontier = {c for c, k in zip(candidates, keep, strict=True) if k}
         patch |= frontier
     return smooth_patch(patch, centre, neighbours)
 
@@ -200,7 +206,10 @@ def generate_plan(
     ratios = scale_ratios_for(anatomy, library, patch, size, mag, clip, cfg.target_snrs_db)
     scale = np.take_along_axis(ratios, choice[..., None], axis=2)[..., 0]
     attrs = {
-        "seed": seed, "split": split, "source": "generated", "point_05_mm": point_05,
+        "seed": seed,
+        "split": split,
+        "source": "generated",
+        "point_05_mm": point_05,
         "target_snrs_db": np.asarray(cfg.target_snrs_db, np.float64),
         "patch_method": cfg.patch_method,
     }
@@ -261,7 +270,13 @@ def scale_ratios_for(
 def write_plan(plan: Plan, path: str | Path) -> None:
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
         for name in (
-            "centre", "patch", "patch_size", "mag_change", "clip", "scale_ratios", "scale",
+            "centre",
+            "patch",
+            "patch_size",
+            "mag_change",
+            "clip",
+            "scale_ratios",
+            "scale",
             "sensor_snr",
         ):
             out.create_dataset(name, data=getattr(plan, name))
@@ -275,8 +290,14 @@ def read_plan(path: str | Path, start: int = 0, stop: int | None = None) -> Plan
         arrays = {
             name: src[name][sl]
             for name in (
-                "centre", "patch", "patch_size", "mag_change", "clip", "scale_ratios",
-                "scale", "sensor_snr",
+                "centre",
+                "patch",
+                "patch_size",
+                "mag_change",
+                "clip",
+                "scale_ratios",
+                "scale",
+                "sensor_snr",
             )
         }
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in src.attrs.items()}
@@ -298,7 +319,9 @@ def import_deepsif_plan(
             raise InputError(path, "variable missing from DeepSIF metadata", key=key)
     snr_key = "sensor_snr" if "sensor_snr" in meta else "current_snr"
     if snr_key not in meta:
-        raise InputError(path, "variable missing (neither sensor_snr nor current_snr)", key="sensor_snr")
+        raise InputError(
+            path, "variable missing (neither sensor_snr nor current_snr)", key="sensor_snr"
+        )
     region = np.asarray(meta["selected_region"], np.float64)
     if region.ndim == 2:
         region = region[:, None, :]
@@ -311,7 +334,11 @@ def import_deepsif_plan(
         snr = np.full(n, snr[0])
     if snr.size != n:
         raise InputError(path, f"{snr.size} SNRs for {n} samples", key=snr_key)
-    if np.any(nmm_idx != np.round(nmm_idx)) or nmm_idx.min() < 0 or nmm_idx.max() >= library.n_clips:
+    if (
+        np.any(nmm_idx != np.round(nmm_idx))
+        or nmm_idx.min() < 0
+        or nmm_idx.max() >= library.n_clips
+    ):
         raise InputError(
             path, f"clip rows must be integers in 0..{library.n_clips - 1}", key="nmm_idx"
         )
@@ -323,7 +350,9 @@ def import_deepsif_plan(
         for k in range(s):
             ids = region[i, k][~is_pad[i, k]].astype(np.int64)
             if ids.size == 0 or ids.max() >= n_regions:
-                raise InputError(path, f"sample {i} source {k}: bad region ids", key="selected_region")
+                raise InputError(
+                    path, f"sample {i} source {k}: bad region ids", key="selected_region"
+                )
             w = weights[i, k][: ids.size]
             patch[i, k, : ids.size] = ids[:PATCH_WIDTH]
             mag[i, k, : ids.size] = w[:PATCH_WIDTH]
@@ -331,9 +360,22 @@ def import_deepsif_plan(
         [[rng_for(seed, split, i, STREAM_PLAN).integers(ratios.shape[2])] * s for i in range(n)]
     )
     scale = np.take_along_axis(ratios, choice[..., None], axis=2)[..., 0]
-    attrs = {"seed": seed, "split": split, "source": str(path), "point_05_mm": np.nan,
-             "target_snrs_db": np.zeros(0), "patch_method": "imported"}
+    attrs = {
+        "seed": seed,
+        "split": split,
+        "source": str(path),
+        "point_05_mm": np.nan,
+        "target_snrs_db": np.zeros(0),
+        "patch_method": "imported",
+    }
     return Plan(
-        patch[:, :, 0].copy(), patch, np.minimum(size, PATCH_WIDTH), mag,
-        nmm_idx.astype(np.int64), ratios, scale, snr, attrs,
+        patch[:, :, 0].copy(),
+        patch,
+        np.minimum(size, PATCH_WIDTH),
+        mag,
+        nmm_idx.astype(np.int64),
+        ratios,
+        scale,
+        snr,
+        attrs,
     )

@@ -22,7 +22,9 @@ def run(snakemake: Any, main: Callable[[Any], None]) -> None:
     if log_path:
         handlers = [logging.FileHandler(log_path, mode="w")]
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=handlers,
         force=True,
     )
     try:

@@ -94,11 +94,15 @@ def build_library(
     n = len(clips)
     with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
         data = out.create_dataset(
-            "data", (n, CLIP_SAMPLES, n_regions), dtype=np.float32,
+            "data",
+            (n, CLIP_SAMPLES, n_regions),
+            dtype=np.float32,
             chunks=(1, CLIP_SAMPLES, n_regions),
         )
         projection = out.create_dataset(
-            "projection", (n, n_channels, CLIP_SAMPLES), dtype=np.float64,
+            "projection",
+            (n, n_channels, CLIP_SAMPLES),
+            dtype=np.float64,
             chunks=(1, n_channels, CLIP_SAMPLES),
         )
         centre = out.create_dataset("centre_waveform", (n, CLIP_SAMPLES), dtype=np.float64)
@@ -109,8 +113,9 @@ def build_library(
             clip = np.asarray(variables[data_key])
             if clip.shape != (CLIP_SAMPLES, n_regions):
                 raise InputError(
-                    path, f"clip must be {CLIP_SAMPLES} x {n_regions} (time x regions), "
-                    f"got {clip.shape}", key=data_key,
+                    path,
+                    f"clip must be {CLIP_SAMPLES} x {n_regions} (time x regions), got {clip.shape}",
+                    key=data_key,
                 )
             if not np.all(np.isfinite(clip)):
                 raise InputError(path, "clip contains non-finite values", key=data_key)
@@ -149,7 +154,8 @@ class Library:
         rows = range(int(self.region_rows[region]), int(self.region_rows[region + 1]))
         if not rows:
             raise InputError(
-                self.path, f"region {region} has no spike clips (a{region}/nmm_<j>.mat), "
+                self.path,
+                f"region {region} has no spike clips (a{region}/nmm_<j>.mat), "
                 "but the plan needs one: add clips or restrict the plan's centre_regions",
             )
         return rows

@@ -1,7 +1,8 @@
 """Per-sample EEG synthesis (deepsif.md section 6), vectorised through per-clip projections.
 
-The reference builds a dense T x R source and projects it (O(C R T) a sample). Because only the
-patch columns of each clip change, eeg = sum_k [fwd @ clip_k.T + fwd[:, p_k] @ (w_k m_k - clip_k[:, p_k]).T],
+The reference builds a dense T x R source and projects it (O(C R T) a sample). Only the patch
+columns of each clip change, so
+    eeg = sum_k [fwd @ clip_k.T + fwd[:, p_k] @ (w_k m_k - clip_k[:, p_k]).T],
 and fwd @ clip_k.T is computed once per clip in the library: a sample costs O(C T |patch|).
 """
 

@@ -9,7 +9,6 @@ import spikeforge
 from spikeforge.errors import InputError
 from spikeforge.matio import list_mat_keys
 
-
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 SPIKEFORGE_VERSION = spikeforge.__version__
@@ -97,7 +96,9 @@ def n_regions():
 def deepsif_metadata(split):
     path = PLAN["deepsif_metadata"].get(split)
     if not path:
-        config_error(f"plan.deepsif_metadata.{split}", "required when plan.source is deepsif")
+        config_error(
+            f"plan.deepsif_metadata.{split}", "required when plan.source is deepsif"
+        )
     if not Path(path).exists():
         config_error(f"plan.deepsif_metadata.{split}", f"file not found: {path}")
     return path
@@ -118,7 +119,9 @@ def split_range(split):
     total = split_size(split)
     start = settings["start"]
     if start >= total:
-        config_error(f"splits.{split}.start", f"{start} is past the plan's {total} samples")
+        config_error(
+            f"splits.{split}.start", f"{start} is past the plan's {total} samples"
+        )
     count = settings["count"] if settings["count"] is not None else total - start
     return start, min(total, start + count)
 
@@ -144,9 +147,13 @@ def mat_splits():
 def final_outputs():
     outputs = []
     for split in SPLITS:
-        outputs += expand("results/{split}/hdf5/shard_{shard}.h5", split=split, shard=shards(split))
+        outputs += expand(
+            "results/{split}/hdf5/shard_{shard}.h5", split=split, shard=shards(split)
+        )
         if split in mat_splits():
-            outputs += expand("results/{split}/mat/shard_{shard}", split=split, shard=shards(split))
+            outputs += expand(
+                "results/{split}/mat/shard_{shard}", split=split, shard=shards(split)
+            )
             outputs.append(f"results/{split}/mat/extraction_metadata.mat")
         if EXPORT["deepsif"]["enabled"]:
             outputs += [
@@ -157,7 +164,10 @@ def final_outputs():
 
 
 def plan_inputs(wildcards):
-    inputs = {"anatomy": "results/anatomy/anatomy.h5", "library": "results/spike_library/library.h5"}
+    inputs = {
+        "anatomy": "results/anatomy/anatomy.h5",
+        "library": "results/spike_library/library.h5",
+    }
     if PLAN["source"] == "deepsif":
         inputs["metadata"] = deepsif_metadata(wildcards.split)
     return inputs

@@ -3,12 +3,12 @@ rule export_mat_shard:
         "results/{split}/hdf5/shard_{shard}.h5",
     output:
         directory("results/{split}/mat/shard_{shard}"),
-    params:
-        version=SPIKEFORGE_VERSION,
     log:
         "logs/export/mat_{split}_{shard}.log",
     conda:
         "../../envs/spikeforge.yaml"
+    params:
+        version=SPIKEFORGE_VERSION,
     script:
         "../scripts/export_mat_shard.py"
 
@@ -22,14 +22,14 @@ rule export_mat_metadata:
         plan="results/plan/{split}.h5",
     output:
         "results/{split}/mat/extraction_metadata.mat",
-    params:
-        start=lambda wildcards: split_range(wildcards.split)[0],
-        leadfield=lambda wildcards: anatomy_inputs()["leadfield"],
-        version=SPIKEFORGE_VERSION,
     log:
         "logs/export/mat_metadata_{split}.log",
     conda:
         "../../envs/spikeforge.yaml"
+    params:
+        start=lambda wildcards: split_range(wildcards.split)[0],
+        leadfield=lambda wildcards: anatomy_inputs()["leadfield"],
+        version=SPIKEFORGE_VERSION,
     script:
         "../scripts/export_mat_metadata.py"
 
@@ -41,12 +41,12 @@ rule export_deepsif:
     output:
         metadata="results/deepsif/{split}_sample_source1.mat",
         clips="results/deepsif/{split}_sample_nmm.h5",
-    params:
-        sample_range=lambda wildcards: split_range(wildcards.split),
-        version=SPIKEFORGE_VERSION,
     log:
         "logs/export/deepsif_{split}.log",
     conda:
         "../../envs/spikeforge.yaml"
+    params:
+        sample_range=lambda wildcards: split_range(wildcards.split),
+        version=SPIKEFORGE_VERSION,
     script:
         "../scripts/export_deepsif.py"

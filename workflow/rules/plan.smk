@@ -3,15 +3,15 @@ rule sample_plan:
         unpack(plan_inputs),
     output:
         "results/plan/{split}.h5",
+    log:
+        "logs/plan/{split}.log",
+    conda:
+        "../../envs/spikeforge.yaml"
     params:
         plan=PLAN,
         split_settings=lambda wildcards: config["splits"][wildcards.split],
         n_samples=lambda wildcards: split_size(wildcards.split),
         seed=config["seed"],
         version=SPIKEFORGE_VERSION,
-    log:
-        "logs/plan/{split}.log",
-    conda:
-        "../../envs/spikeforge.yaml"
     script:
         "../scripts/sample_plan.py"

@@ -3,14 +3,14 @@ rule mock_spike_clips:
         anatomy="results/anatomy/anatomy.h5",
     output:
         directory(f"{DEMO}/nmm_spikes"),
-    params:
-        clips_per_region=config["spike_library"]["mock_clips_per_region"],
-        seed=config["seed"],
-        version=SPIKEFORGE_VERSION,
     log:
         "logs/spike_library/mock_spike_clips.log",
     conda:
         "../../envs/spikeforge.yaml"
+    params:
+        clips_per_region=config["spike_library"]["mock_clips_per_region"],
+        seed=config["seed"],
+        version=SPIKEFORGE_VERSION,
     script:
         "../scripts/mock_spike_clips.py"
 
@@ -21,12 +21,12 @@ rule spike_library:
         clips=clip_folder(),
     output:
         "results/spike_library/library.h5",
-    params:
-        clip_key=config["spike_library"]["clip_key"],
-        version=SPIKEFORGE_VERSION,
     log:
         "logs/spike_library/spike_library.log",
     conda:
         "../../envs/spikeforge.yaml"
+    params:
+        clip_key=config["spike_library"]["clip_key"],
+        version=SPIKEFORGE_VERSION,
     script:
         "../scripts/spike_library.py"

@@ -5,6 +5,10 @@ rule synthesize_shard:
         plan="results/plan/{split}.h5",
     output:
         "results/{split}/hdf5/shard_{shard}.h5",
+    log:
+        "logs/synthesis/{split}_{shard}.log",
+    conda:
+        "../../envs/spikeforge.yaml"
     params:
         sample_range=lambda wildcards: shard_range(wildcards.split, wildcards.shard),
         noise=config["synthesis"]["noise"],
@@ -13,9 +17,5 @@ rule synthesize_shard:
         compression_level=EXPORT["hdf5"]["compression_level"],
         seed=config["seed"],
         version=SPIKEFORGE_VERSION,
-    log:
-        "logs/synthesis/{split}_{shard}.log",
-    conda:
-        "../../envs/spikeforge.yaml"
     script:
         "../scripts/synthesize_shard.py"

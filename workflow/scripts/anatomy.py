@@ -4,10 +4,10 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-import logging  # noqa: E402
+import logging
 
-from spikeforge.anatomy import load_anatomy, write_anatomy  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
+from spikeforge.anatomy import load_anatomy, write_anatomy
+from spikeforge.runner import run
 
 
 def main(sm):

@@ -4,8 +4,8 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from spikeforge.demo_anatomy import write_demo_anatomy  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
+from spikeforge.demo_anatomy import write_demo_anatomy
+from spikeforge.runner import run
 
 
 def main(sm):

@@ -4,9 +4,9 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from spikeforge.eeg_export import write_deepsif_clips, write_deepsif_metadata  # noqa: E402
-from spikeforge.plan import read_plan  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
+from spikeforge.eeg_export import write_deepsif_clips, write_deepsif_metadata
+from spikeforge.plan import read_plan
+from spikeforge.runner import run
 
 
 def main(sm):

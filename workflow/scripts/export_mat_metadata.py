@@ -4,10 +4,10 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-import h5py  # noqa: E402
+import h5py
 
-from spikeforge.eeg_export import write_extraction_metadata  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
+from spikeforge.eeg_export import write_extraction_metadata
+from spikeforge.runner import run
 
 
 def main(sm):

@@ -4,11 +4,11 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
+import shutil
+import tempfile
 
-from spikeforge.eeg_export import write_mat_samples  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
+from spikeforge.eeg_export import write_mat_samples
+from spikeforge.runner import run
 
 
 def main(sm):

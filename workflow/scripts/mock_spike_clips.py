@@ -4,12 +4,12 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
+import shutil
+import tempfile
 
-from spikeforge.anatomy import read_anatomy  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
-from spikeforge.spike_library import write_mock_clips  # noqa: E402
+from spikeforge.anatomy import read_anatomy
+from spikeforge.runner import run
+from spikeforge.spike_library import write_mock_clips
 
 
 def main(sm):

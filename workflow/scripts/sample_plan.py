@@ -4,12 +4,12 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-import logging  # noqa: E402
+import logging
 
-from spikeforge.anatomy import read_anatomy  # noqa: E402
-from spikeforge.plan import PlanConfig, generate_plan, import_deepsif_plan, write_plan  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
-from spikeforge.spike_library import Library  # noqa: E402
+from spikeforge.anatomy import read_anatomy
+from spikeforge.plan import PlanConfig, generate_plan, import_deepsif_plan, write_plan
+from spikeforge.runner import run
+from spikeforge.spike_library import Library
 
 
 def main(sm):

@@ -4,9 +4,9 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from spikeforge.anatomy import read_anatomy  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
-from spikeforge.spike_library import build_library  # noqa: E402
+from spikeforge.anatomy import read_anatomy
+from spikeforge.runner import run
+from spikeforge.spike_library import build_library
 
 
 def main(sm):

@@ -4,14 +4,14 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-import logging  # noqa: E402
+import logging
 
-from spikeforge.anatomy import read_anatomy  # noqa: E402
-from spikeforge.eeg_export import write_hdf5_shard  # noqa: E402
-from spikeforge.plan import read_plan  # noqa: E402
-from spikeforge.runner import run  # noqa: E402
-from spikeforge.spike_library import Library  # noqa: E402
-from spikeforge.synthesis import synthesize  # noqa: E402
+from spikeforge.anatomy import read_anatomy
+from spikeforge.eeg_export import write_hdf5_shard
+from spikeforge.plan import read_plan
+from spikeforge.runner import run
+from spikeforge.spike_library import Library
+from spikeforge.synthesis import synthesize
 
 
 def main(sm):
@@ -21,18 +21,33 @@ def main(sm):
     plan = read_plan(sm.input.plan, first, stop)
     with Library(sm.input.library) as library:
         blocks = synthesize(
-            fwd, library, plan, first, sm.params.seed, split,
-            add_noise=sm.params.noise, label_pad=sm.params.label_pad,
+            fwd,
+            library,
+            plan,
+            first,
+            sm.params.seed,
+            split,
+            add_noise=sm.params.noise,
+            label_pad=sm.params.label_pad,
         )
         write_hdf5_shard(
-            sm.output[0], blocks, plan.n_samples, library.data.shape[1], fwd.shape[0],
+            sm.output[0],
+            blocks,
+            plan.n_samples,
+            library.data.shape[1],
+            fwd.shape[0],
             plan.n_sources,
             attrs={
-                "n_regions": fwd.shape[1], "n_channels": fwd.shape[0], "split": split,
-                "seed": sm.params.seed, "noise": sm.params.noise,
-                "label_pad": sm.params.label_pad, "first_index": first,
+                "n_regions": fwd.shape[1],
+                "n_channels": fwd.shape[0],
+                "split": split,
+                "seed": sm.params.seed,
+                "noise": sm.params.noise,
+                "label_pad": sm.params.label_pad,
+                "first_index": first,
             },
-            compression=sm.params.compression, level=sm.params.compression_level,
+            compression=sm.params.compression,
+            level=sm.params.compression_level,
         )
     logging.info("%s samples %d..%d written", split, first, stop - 1)
 

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DEEPSIF_ANATOMY = SHARED_DATA / "deepsif" / "anatomy"
+
+
+def require_deepsif_anatomy() -> Path:
+    if not (DEEPSIF_ANATOMY / "leadfield_75_20k.mat").is_file():
+        pytest.skip(f"real DeepSIF anatomy not found at {DEEPSIF_ANATOMY} (../shared/data absent)")
+    return DEEPSIF_ANATOMY
+
+
+@pytest.fixture(scope="session")
+def real_anatomy():
+    from spikeforge.anatomy import load_anatomy
+
+    folder = require_deepsif_anatomy()
+    return load_anatomy(
+        folder / "leadfield_75_20k.mat",
+        folder / "fs_cortex_20k_region_mapping.mat",
+        folder / "fs_cortex_20k_inflated.mat",
+    )
+
+
+CLIP_REGIONS = (0, 5, 77, 150, 301, 420, 497, 498, 640, 777, 900, 993)
+
+
+@pytest.fixture(scope="session")
+def real_library(real_anatomy, tmp_path_factory):
+    """Mock clips (2 per region) for a dozen regions of the real leadfield, as a library."""
+    from spikeforge.matio import save_mat
+    from spikeforge.seeding import rng_for
+    from spikeforge.spike_library import build_library, mock_clip
+
+    folder = tmp_path_factory.mktemp("clips")
+    for region in CLIP_REGIONS:
+        for j in (1, 2):
+            clip = mock_clip(real_anatomy.n_regions, region, rng_for(7, "test", region * 10 + j, 3))
+            save_mat(folder / "nmm_spikes" / f"a{region}" / f"nmm_{j}.mat", {"data": clip})
+    path = folder / "library.h5"
+    build_library(folder / "nmm_spikes", real_anatomy.leadfield, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_plan(real_anatomy, real_library):
+    from spikeforge.plan import PlanConfig, generate_plan
+    from spikeforge.spike_library import Library
+
+    cfg = PlanConfig(n_samples=48, samples_per_region=4, centre_regions=CLIP_REGIONS)
+    with Library(real_library) as library:
+        return generate_plan(real_anatomy, library, cfg, seed=11, split="train")
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
