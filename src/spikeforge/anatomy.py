@@ -43,7 +43,7 @@ def load_leadfield(path: str | Path, key: str | None = None) -> np.ndarray:
             raise InputError(
                 path,
                 f"no leadfield variable: expected one of {', '.join(LEADFIELD_KEYS)}, "
-                f"found {', '.join(keys) or 'nothing'} (set anatomy.leadfield_key)",
+                f"found {', '.join(keys) or 'nothing'} (set anatomy.files.leadfield_key)",
             )
         key = found[0]
     elif key not in keys:

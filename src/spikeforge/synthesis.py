@@ -55,16 +55,22 @@ def add_white_noise(eeg: np.ndarray, snr_db: float, rng: np.random.Generator) ->
     return eeg + sigma[:, None] * rng.standard_normal(eeg.shape, dtype=np.float32)
 
 
-def normalise_eeg(eeg: np.ndarray) -> np.ndarray:
-    """[..., C, T] -> [..., T, C] float32: remove each channel's time mean, then the mean over
-    channels at each time point, then divide by max |x| (per sample).
+def normalise_eeg(eeg: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """C x T -> T x C float32: remove each channel's time mean, then the mean over channels at
+    each time point, then divide by max |x|.
 
-    Computed in the C x T layout, where both means run over contiguous memory.
+    After the time means are removed, the channel mean at time t is col_t - grand, so both
+    centrings are one pass: x = eeg - row - (col - grand).
     """
-    x = eeg - eeg.mean(axis=-1, keepdims=True)
-    x -= x.mean(axis=-2, keepdims=True)
-    x /= np.abs(x).max(axis=(-2, -1), keepdims=True)
-    return np.swapaxes(x, -1, -2).astype(np.float32)
+    row = eeg.mean(axis=1, keepdims=True)
+    col = eeg.mean(axis=0, keepdims=True)
+    x = eeg - row
+    x -= col - row.mean()
+    scale = 1.0 / max(x.max(), -x.min())
+    if out is None:
+        out = np.empty(x.shape[::-1], np.float32)
+    np.multiply(x.T, scale, out=out, casting="unsafe")
+    return out
 
 
 def synthesize(
@@ -103,31 +109,35 @@ def _synthesize_block(
     snr = plan.sensor_snr[start:stop].astype(np.float64)
     ptr = [0]
     regions_out, courses_out = [], []
+    fwd_by_region = np.ascontiguousarray(fwd.T)  # row gathers are contiguous
     for b, i in enumerate(range(start, stop)):
         patches = [plan.patch_of(i, k) for k in range(plan.n_sources)]
         union = np.unique(np.concatenate(patches))
         source = np.zeros((n_time, union.size))
         eeg = np.zeros((n_channels, n_time))
         for k, patch in enumerate(patches):
-            clip = clips[clip_of[b, k]]
-            centre = clip[:, patch[0]].astype(np.float64)
+            # One gather of the clip's labelled columns serves the waveform, the background
+            # to replace and the label source.
+            columns = clips[clip_of[b, k]][:, union].astype(np.float64)
+            in_union = np.searchsorted(union, patch)
+            centre = columns[:, in_union[0]]
             waveform = centre * (plan.scale[i, k] / centre.max())
             patch_signal = np.outer(waveform, plan.weights_of(i, k))
-            contribution = clip[:, union].astype(np.float64)
-            contribution[:, np.searchsorted(union, patch)] = patch_signal
-            source += contribution
+            replaced = patch_signal - columns[:, in_union]
+            columns[:, in_union] = patch_signal
+            source += columns
             eeg += projections[clip_of[b, k]]
-            eeg += fwd[:, patch] @ (patch_signal - clip[:, patch]).T
+            eeg += fwd_by_region[patch].T @ replaced.T
             labels[b, k, : patch.size] = patch
         if add_noise:
             rng = noise_rng(seed, split, first_index + i)
-            sigma = noise_sigma(eeg, snr[b])
-            eeg += sigma[:, None] * rng.standard_normal(eeg.shape, dtype=np.float32)
-        eeg_out[b] = normalise_eeg(eeg)
+            noise = rng.standard_normal(eeg.shape, dtype=np.float32)
+            eeg += noise_sigma(eeg, snr[b])[:, None] * noise
+        normalise_eeg(eeg, out=eeg_out[b])
         # The reference divides the dense source (zeros outside the patches) by its plain max.
         peak = source.max() if union.size == n_regions else max(source.max(), 0.0)
         regions_out.append(union.astype(np.int32))
-        courses_out.append((source / peak).T.astype(np.float32))
+        courses_out.append((source.T * (1.0 / peak)).astype(np.float32))
         ptr.append(ptr[-1] + union.size)
     return SampleBlock(
         index=np.arange(first_index + start, first_index + stop, dtype=np.int64),
