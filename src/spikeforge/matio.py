@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,41 +41,46 @@ def _h5_to_numpy(node: Any, handle: h5py.File) -> Any:
     return value
 
 
+def _read_mat(path: str | Path, read: Callable[[Path], Any]) -> Any:
+    """Run `read` on a .mat file; a missing or corrupt file becomes one InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        return read(path)
+    except Exception as exc:  # scipy/h5py raise many types for a corrupt file
+        raise InputError(path, f"not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
+
+
 def load_mat(path: str | Path, keys: list[str] | None = None) -> dict[str, Any]:
     """Read variables of a .mat file (v5 or v7.3) as numpy arrays.
 
     Cell arrays become object arrays of numpy arrays in both formats.
     Raises InputError naming the file when it is missing or unreadable.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
+
+    def read(path: Path) -> dict[str, Any]:
         if _is_hdf5(path):
             with h5py.File(path, "r") as handle:
                 names = [k for k in handle if not k.startswith("#")]
                 wanted = [k for k in names if keys is None or k in keys]
                 return {k: _h5_to_numpy(handle[k], handle) for k in wanted}
         data = scipy.io.loadmat(path, variable_names=keys)
-    except InputError:
-        raise
-    except Exception as exc:  # scipy/h5py raise many types for a corrupt file
-        raise InputError(path, f"not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
-    return {k: v for k, v in data.items() if not k.startswith("__")}
+        return {k: v for k, v in data.items() if not k.startswith("__")}
+
+    return _read_mat(path, read)
 
 
 def list_mat_keys(path: str | Path) -> list[str]:
     """Variable names in a .mat file, without reading the data."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
+
+    def read(path: Path) -> list[str]:
         if _is_hdf5(path):
             with h5py.File(path, "r") as handle:
                 return [k for k in handle if not k.startswith("#")]
         return [name for name, _, _ in scipy.io.whosmat(path)]
-    except Exception as exc:
-        raise InputError(path, f"not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
+
+    return _read_mat(path, read)
 
 
 @contextmanager

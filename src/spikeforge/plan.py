@@ -267,39 +267,30 @@ def scale_ratios_for(
     return ratios
 
 
+PLAN_ARRAYS = (
+    "centre",
+    "patch",
+    "patch_size",
+    "mag_change",
+    "clip",
+    "scale_ratios",
+    "scale",
+    "sensor_snr",
+)
+
+
 def write_plan(plan: Plan, path: str | Path) -> None:
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
-        for name in (
-            "centre",
-            "patch",
-            "patch_size",
-            "mag_change",
-            "clip",
-            "scale_ratios",
-            "scale",
-            "sensor_snr",
-        ):
+        for name in PLAN_ARRAYS:
             out.create_dataset(name, data=getattr(plan, name))
         for key, value in plan.attrs.items():
             out.attrs[key] = value
 
 
 def read_plan(path: str | Path, start: int = 0, stop: int | None = None) -> Plan:
+    """Rows start..stop of a plan file (only those rows are read)."""
     with h5py.File(path, "r") as src:
-        sl = slice(start, stop)
-        arrays = {
-            name: src[name][sl]
-            for name in (
-                "centre",
-                "patch",
-                "patch_size",
-                "mag_change",
-                "clip",
-                "scale_ratios",
-                "scale",
-                "sensor_snr",
-            )
-        }
+        arrays = {name: src[name][start:stop] for name in PLAN_ARRAYS}
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in src.attrs.items()}
     return Plan(**arrays, attrs=attrs)
 
