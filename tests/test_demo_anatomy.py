@@ -161,7 +161,7 @@ def test_radial_dipole_peaks_under_nearest_electrodes(demo, geometry):
 
 def test_byte_identical_reruns_and_seed_changes_lattice(demo, tmp_path):
     again = _write(tmp_path / "a")
-    for first, second in zip(demo["paths"], again):
+    for first, second in zip(demo["paths"], again, strict=True):
         assert first.read_bytes() == second.read_bytes()
     other = _write(tmp_path / "b", seed=1)
     centre_other = scipy.io.loadmat(other[2])["centre"]

@@ -58,7 +58,7 @@ def test_scale_ratio_reaches_target_source_snr(real_anatomy, real_library, real_
     fwd = real_anatomy.leadfield
     targets = real_plan.attrs["target_snrs_db"]
     with Library(real_library) as library:
-        clips = library.data[()]
+        clips = np.stack([library.clip(r) for r in range(library.n_clips)])
     for i, k in [(0, 0), (7, 1), (21, 0), (46, 1)]:
         patch = real_plan.patch_of(i, k)
         clip = clips[real_plan.clip[i, k]].astype(np.float64)

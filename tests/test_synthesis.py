@@ -56,7 +56,7 @@ def test_synthesis_matches_reference_on_real_leadfield(
 ):
     fwd = real_anatomy.leadfield
     with Library(real_library) as library:
-        clips = library.data[()]
+        clips = np.stack([library.clip(r) for r in range(library.n_clips)])
         blocks = list(
             synthesize(fwd, library, real_plan, 100, seed=11, split="train", add_noise=noise)
         )
@@ -86,7 +86,7 @@ def test_realised_snr_in_pipeline(real_anatomy, real_library, real_plan):
     normalisation is undone through the reference (same generator, independent code)."""
     fwd = real_anatomy.leadfield
     with Library(real_library) as library:
-        clips = library.data[()]
+        clips = np.stack([library.clip(r) for r in range(library.n_clips)])
     i = 5
     clean_eeg = None
     src = np.zeros((500, fwd.shape[1]))

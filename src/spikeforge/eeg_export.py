@@ -89,6 +89,7 @@ def write_hdf5_shard(
             courses.resize((nnz_before + added, n_time))
             courses[nnz_before:] = block.source_timecourses
             done += n
+            del block  # let the block go before the generator builds the next one
         if done != n_samples:
             raise RuntimeError(f"shard expected {n_samples} samples, got {done}")
         for key, value in attrs.items():
@@ -226,4 +227,10 @@ def write_deepsif_clips(library_path: str | Path, path: str | Path) -> None:
     """DeepSIF's `{split}_sample_nmm.h5`: dataset `data` [clips, 500, R], rows = library rows."""
     with atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(library_path, "r") as src, h5py.File(tmp, "w") as out:
-            src.copy(src["data"], out, name="data")
+            clips = src["clips"]
+            n, n_regions, n_time = clips.shape
+            data = out.create_dataset(
+                "data", (n, n_time, n_regions), np.float32, chunks=(1, n_time, n_regions)
+            )
+            for row in range(n):
+                data[row] = clips[row].T

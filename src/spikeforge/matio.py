@@ -83,6 +83,25 @@ def list_mat_keys(path: str | Path) -> list[str]:
     return _read_mat(path, read)
 
 
+def mat_variable_shape(path: str | Path, names: list[str]) -> tuple[int, ...]:
+    """Shape of the first of `names` in a .mat file, read from its header only."""
+
+    def read(path: Path) -> dict[str, tuple[int, ...]]:
+        if _is_hdf5(path):
+            with h5py.File(path, "r") as handle:
+                # MATLAB writes column-major: HDF5 shows the dimensions reversed.
+                return {k: tuple(reversed(handle[k].shape)) for k in handle if k[0] != "#"}
+        return {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(path)}
+
+    shapes = _read_mat(path, read)
+    for name in names:
+        if name in shapes:
+            return shapes[name]
+    raise InputError(
+        path, f"none of the variables {', '.join(names)}; file has {', '.join(shapes) or 'none'}"
+    )
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only on success."""

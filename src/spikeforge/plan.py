@@ -240,7 +240,7 @@ def scale_ratios_for(
     Ps: sensor power of the patch driven by the normalised centre waveform with its weights;
     Pn: sensor power of the clip's background in every region outside the patch. Both are
     time-mean removed and measured on +-100 samples around the waveform's peak.
-    Work is grouped by clip so each clip is read once.
+    Work is grouped by clip: each clip's projection and the regions its uses need are read once.
     """
     fwd = anatomy.leadfield
     targets = 10.0 ** (np.asarray(target_snrs_db, np.float64) / 10.0)
@@ -250,18 +250,20 @@ def scale_ratios_for(
     boundaries = np.flatnonzero(np.diff(flat_clip[order])) + 1
     for group in np.split(order, boundaries):
         row = int(flat_clip[group[0]])
-        data = library.data[row].astype(np.float64)
+        uses = [np.unravel_index(f, clip.shape) for f in group]
+        needed = np.unique(np.concatenate([patch[i, k, : size[i, k]] for i, k in uses]))
+        courses = library.regions(row, needed).astype(np.float64)
         projection = library.projection[row]
         waveform = library.centre_waveform[row]
         waveform = waveform / waveform.max()
         win = snr_window(waveform)
         w_power = _power(waveform[win])
-        for flat_index in group:
-            i, k = np.unravel_index(flat_index, clip.shape)
+        for i, k in uses:
             regions = patch[i, k, : size[i, k]]
             gain = fwd[:, regions] @ mag[i, k, : size[i, k]]
             ps = float(gain @ gain) * w_power
-            background = projection[:, win] - fwd[:, regions] @ data[win][:, regions].T
+            in_patch = courses[np.searchsorted(needed, regions), win]
+            background = projection[:, win] - fwd[:, regions] @ in_patch
             pn = _power(background)
             ratios[i, k] = np.sqrt(targets * pn / ps)
     return ratios

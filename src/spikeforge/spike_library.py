@@ -1,7 +1,8 @@
 """Spike clips in DeepSIF's `nmm_spikes/a{r}/nmm_{j}.mat` layout and the consolidated library.
 
 The library is one HDF5 file that synthesis reads:
-  data             [N, T, R] float32  the clips (DeepSIF's `*_nmm.h5` layout, one chunk a clip)
+  clips            [N, R, T] float32  the clips, region-major and contiguous (not chunked), so
+                                      reading a few regions of a clip reads only those bytes
   region           [N] int32          region whose spike the clip carries (0-based, the `a{r}`)
   clip_number      [N] int32          the `j` of nmm_{j}.mat (1-based)
   source_file      [N] str            clip path relative to the nmm_spikes folder
@@ -93,12 +94,7 @@ def build_library(
     clips = list_clips(clip_folder, n_regions)
     n = len(clips)
     with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
-        data = out.create_dataset(
-            "data",
-            (n, CLIP_SAMPLES, n_regions),
-            dtype=np.float32,
-            chunks=(1, CLIP_SAMPLES, n_regions),
-        )
+        data = out.create_dataset("clips", (n, n_regions, CLIP_SAMPLES), dtype=np.float32)
         projection = out.create_dataset(
             "projection",
             (n, n_channels, CLIP_SAMPLES),
@@ -120,7 +116,7 @@ def build_library(
             if not np.all(np.isfinite(clip)):
                 raise InputError(path, "clip contains non-finite values", key=data_key)
             clip32 = clip.astype(np.float32)
-            data[row] = clip32
+            data[row] = clip32.T
             clip64 = clip32.astype(np.float64)
             projection[row] = leadfield @ clip64.T
             centre[row] = clip64[:, region]
@@ -133,30 +129,43 @@ def build_library(
             [str(c[2].relative_to(folder)) for c in clips], dtype=h5py.string_dtype()
         )
         out.attrs["n_regions"] = n_regions
+        out.attrs["clip_folder"] = str(folder)
         out.attrs["n_channels"] = n_channels
 
 
 class Library:
-    """Read access to the consolidated library; whole clips are read one chunk at a time."""
+    """Read access to the consolidated library."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._file = h5py.File(self.path, "r")
-        self.data = self._file["data"]
+        self._clips = self._file["clips"]
         self.projection = self._file["projection"]
         self.region = self._file["region"][()]
         self.centre_waveform = self._file["centre_waveform"]
-        self.n_clips = int(self.region.size)
-        starts = np.searchsorted(self.region, np.arange(int(self._file.attrs["n_regions"]) + 1))
+        self.n_clips, self.n_regions, self.n_time = self._clips.shape
+        starts = np.searchsorted(self.region, np.arange(self.n_regions + 1))
         self.region_rows = starts  # rows of region r: starts[r]:starts[r+1]
+
+    def clip(self, row: int) -> np.ndarray:
+        """The whole clip, T x R float32 (DeepSIF's orientation)."""
+        return self._clips[row].T
+
+    def regions(self, row: int, regions: np.ndarray) -> np.ndarray:
+        """Time courses of some regions (sorted, unique) of one clip: len(regions) x T float32.
+
+        Only those regions' bytes are read."""
+        if regions.size == 0:
+            return np.zeros((0, self.n_time), np.float32)
+        return self._clips[row, regions.tolist(), :]
 
     def clips_of(self, region: int) -> range:
         rows = range(int(self.region_rows[region]), int(self.region_rows[region + 1]))
         if not rows:
             raise InputError(
-                self.path,
-                f"region {region} has no spike clips (a{region}/nmm_<j>.mat), "
-                "but the plan needs one: add clips or restrict the plan's centre_regions",
+                self._file.attrs.get("clip_folder", self.path),
+                f"region {region} has no spike clips (a{region}/nmm_<j>.mat), but the plan "
+                "needs one: add clips or restrict plan.centre_regions",
             )
         return rows
 

@@ -99,11 +99,20 @@ def _synthesize_block(
     n = stop - start
     rows, inverse = np.unique(plan.clip[start:stop], return_inverse=True)
     clip_of = inverse.reshape(n, plan.n_sources)
-    # Each clip used by the block is read once.
-    clips = [library.data[int(r)] for r in rows]
+    unions = [
+        np.unique(np.concatenate([plan.patch_of(i, k) for k in range(plan.n_sources)]))
+        for i in range(start, stop)
+    ]
+    # Each clip used by the block is read once, and only in the regions its samples label.
+    needed = [[] for _ in rows]
+    for b in range(n):
+        for k in range(plan.n_sources):
+            needed[clip_of[b, k]].append(unions[b])
+    regions_of = [np.unique(np.concatenate(parts)) for parts in needed]
+    courses_of = [library.regions(int(r), regs) for r, regs in zip(rows, regions_of, strict=True)]
     projections = [library.projection[int(r)] for r in rows]
     n_channels, n_regions = fwd.shape
-    n_time = clips[0].shape[0]
+    n_time = library.n_time
     eeg_out = np.empty((n, n_time, n_channels), np.float32)
     labels = np.full((n, plan.n_sources, PATCH_WIDTH), label_pad, np.int32)
     snr = plan.sensor_snr[start:stop].astype(np.float64)
@@ -112,22 +121,23 @@ def _synthesize_block(
     fwd_by_region = np.ascontiguousarray(fwd.T)  # row gathers are contiguous
     for b, i in enumerate(range(start, stop)):
         patches = [plan.patch_of(i, k) for k in range(plan.n_sources)]
-        union = np.unique(np.concatenate(patches))
-        source = np.zeros((n_time, union.size))
+        union = unions[b]
+        source = np.zeros((union.size, n_time))
         eeg = np.zeros((n_channels, n_time))
         for k, patch in enumerate(patches):
-            # One gather of the clip's labelled columns serves the waveform, the background
+            # One gather of the clip's labelled regions serves the waveform, the background
             # to replace and the label source.
-            columns = clips[clip_of[b, k]][:, union].astype(np.float64)
+            c = clip_of[b, k]
+            courses = courses_of[c][np.searchsorted(regions_of[c], union)].astype(np.float64)
             in_union = np.searchsorted(union, patch)
-            centre = columns[:, in_union[0]]
+            centre = courses[in_union[0]]
             waveform = centre * (plan.scale[i, k] / centre.max())
-            patch_signal = np.outer(waveform, plan.weights_of(i, k))
-            replaced = patch_signal - columns[:, in_union]
-            columns[:, in_union] = patch_signal
-            source += columns
-            eeg += projections[clip_of[b, k]]
-            eeg += fwd_by_region[patch].T @ replaced.T
+            patch_signal = np.outer(plan.weights_of(i, k), waveform)
+            replaced = patch_signal - courses[in_union]
+            courses[in_union] = patch_signal
+            source += courses
+            eeg += projections[c]
+            eeg += fwd_by_region[patch].T @ replaced
             labels[b, k, : patch.size] = patch
         if add_noise:
             rng = noise_rng(seed, split, first_index + i)
@@ -137,7 +147,7 @@ def _synthesize_block(
         # The reference divides the dense source (zeros outside the patches) by its plain max.
         peak = source.max() if union.size == n_regions else max(source.max(), 0.0)
         regions_out.append(union.astype(np.int32))
-        courses_out.append((source.T * (1.0 / peak)).astype(np.float32))
+        courses_out.append((source * (1.0 / peak)).astype(np.float32))
         ptr.append(ptr[-1] + union.size)
     return SampleBlock(
         index=np.arange(first_index + start, first_index + stop, dtype=np.int64),

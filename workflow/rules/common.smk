@@ -1,15 +1,31 @@
 import math
+import os
+import sys
 from pathlib import Path
 
-import scipy.io
-from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import spikeforge
+from spikeforge.config_check import config_problems
 from spikeforge.errors import InputError
-from spikeforge.matio import list_mat_keys
+from spikeforge.matio import mat_variable_shape
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+def fail(*problems):
+    """Stop at start-up with one line per problem, before any job runs."""
+    for problem in problems:
+        print(f"spikeforge: error: {problem}", file=sys.stderr)
+    sys.exit(1)
+
+
+# Jobs run one per core and their matrix products are small: BLAS threads would only compete.
+for _blas_threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas_threads, "1")
+
+SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
+if problems := config_problems(config, SCHEMA):
+    fail(*problems)
+validate(config, schema=str(SCHEMA), set_default=True)
 
 SPIKEFORGE_VERSION = spikeforge.__version__
 SPLITS = list(config["splits"])
@@ -25,7 +41,7 @@ wildcard_constraints:
 
 
 def config_error(key, problem):
-    raise WorkflowError(f"config key {key}: {problem}")
+    fail(f"config key {key}: {problem}")
 
 
 def configured_file(key_path):
@@ -66,23 +82,12 @@ def clip_folder():
     return folder
 
 
-def _mat_shape(path, keys):
-    """Shape of the first of `keys` in a .mat file, read from its header only."""
+def header_shape(key_path, variables):
+    """Shape of a variable of the .mat file named by a config key, from its header."""
     try:
-        import h5py
-
-        if h5py.is_hdf5(path):
-            with h5py.File(path, "r") as handle:
-                for key in keys:
-                    if key in handle:
-                        return tuple(reversed(handle[key].shape))
-        else:
-            for name, shape, _ in scipy.io.whosmat(path):
-                if name in keys:
-                    return tuple(shape)
-    except Exception as exc:
-        raise WorkflowError(f"{path}: not a readable MATLAB file ({exc})")
-    raise WorkflowError(f"{path}: none of the variables {', '.join(keys)} found")
+        return mat_variable_shape(configured_file(key_path), variables)
+    except InputError as error:
+        config_error(key_path, str(error))
 
 
 def n_regions():
@@ -90,7 +95,7 @@ def n_regions():
         return config["anatomy"]["demo"]["n_regions"]
     key = config["anatomy"]["files"]["leadfield_key"]
     keys = [key] if key else ["fwd", "forward", "leadfield", "L"]
-    return _mat_shape(configured_file("anatomy.files.leadfield"), keys)[1]
+    return header_shape("anatomy.files.leadfield", keys)[1]
 
 
 def deepsif_metadata(split):
@@ -107,7 +112,8 @@ def deepsif_metadata(split):
 def split_size(split):
     """Number of samples the split's plan holds (known from config and file headers)."""
     if PLAN["source"] == "deepsif":
-        return _mat_shape(deepsif_metadata(split), ["selected_region"])[0]
+        deepsif_metadata(split)
+        return header_shape(f"plan.deepsif_metadata.{split}", ["selected_region"])[0]
     centres = PLAN["centre_regions"]
     n_centres = len(centres) if centres else n_regions()
     return n_centres * config["splits"][split]["samples_per_region"]
@@ -171,3 +177,14 @@ def plan_inputs(wildcards):
     if PLAN["source"] == "deepsif":
         inputs["metadata"] = deepsif_metadata(wildcards.split)
     return inputs
+
+
+def check_inputs():
+    """Every configured input file and range, checked once at start-up."""
+    anatomy_inputs()
+    clip_folder()
+    for split in SPLITS:
+        split_range(split)
+
+
+check_inputs()

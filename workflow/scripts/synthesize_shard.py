@@ -34,7 +34,7 @@ def main(sm):
             sm.output[0],
             blocks,
             plan.n_samples,
-            library.data.shape[1],
+            library.n_time,
             fwd.shape[0],
             plan.n_sources,
             attrs={
