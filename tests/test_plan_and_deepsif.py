@@ -176,3 +176,20 @@ def test_import_deepsif_metadata_reproduces_plan(real_anatomy, real_library, rea
             np.testing.assert_allclose(plan.scale, real_plan.scale)
             np.testing.assert_allclose(plan.mag_change, real_plan.mag_change)
             np.testing.assert_allclose(plan.sensor_snr, real_plan.sensor_snr)
+
+
+def test_plan_in_pieces_equals_plan_in_one(real_anatomy, real_library, real_plan, tmp_path):
+    from spikeforge.plan import read_plan, write_plan
+
+    cfg = PlanConfig(n_samples=48, samples_per_region=4, centre_regions=CLIP_REGIONS)
+    with Library(real_library) as library:
+        pieces = [
+            generate_plan(real_anatomy, library, cfg, 11, "train", first, first + 20)
+            for first in (0, 20, 40)
+        ]
+    write_plan(iter(pieces), tmp_path / "pieces.h5")
+    write_plan(real_plan, tmp_path / "whole.h5")
+    a, b = read_plan(tmp_path / "pieces.h5"), read_plan(tmp_path / "whole.h5")
+    for name in ("centre", "patch", "patch_size", "mag_change", "clip", "scale", "sensor_snr"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(read_plan(tmp_path / "pieces.h5", 10, 30).clip, b.clip[10:30])

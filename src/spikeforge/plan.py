@@ -14,6 +14,7 @@ and attributes seed, split, source ("generated" or the imported file), point_05,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,9 +157,18 @@ def _sample_patch(
 
 
 def generate_plan(
-    anatomy: Anatomy, library: Library, cfg: PlanConfig, seed: int, split: str
+    anatomy: Anatomy,
+    library: Library,
+    cfg: PlanConfig,
+    seed: int,
+    split: str,
+    first: int = 0,
+    stop: int | None = None,
 ) -> Plan:
-    n, s = cfg.n_samples, cfg.n_sources
+    """Plan rows first..stop (default: all cfg.n_samples). Each row depends only on
+    (seed, split, row), so a split can be planned in pieces of bounded memory."""
+    stop = cfg.n_samples if stop is None else min(stop, cfg.n_samples)
+    n, s = stop - first, cfg.n_sources
     n_regions = anatomy.n_regions
     candidates = (
         np.arange(n_regions) if cfg.centre_regions is None else np.asarray(cfg.centre_regions)
@@ -177,15 +187,15 @@ def generate_plan(
     clip = np.zeros((n, s), np.int64)
     choice = np.zeros((n, s), np.int64)
     sensor_snr = np.array(
-        [cfg.sensor_snrs_db[i % len(cfg.sensor_snrs_db)] for i in range(n)], np.float64
+        [cfg.sensor_snrs_db[(first + i) % len(cfg.sensor_snrs_db)] for i in range(n)], np.float64
     )
     for i in range(n):
-        rng = rng_for(seed, split, i, STREAM_PLAN)
+        rng = rng_for(seed, split, first + i, STREAM_PLAN)
         used: set[int] = set()
         for k in range(s):
             if k == 0:
                 # Region-major like DeepSIF: every region leads samples_per_region samples.
-                c = int(candidates[(i // cfg.samples_per_region) % candidates.size])
+                c = int(candidates[((first + i) // cfg.samples_per_region) % candidates.size])
                 regions = _sample_patch(c, anatomy, cfg, rng)
             else:
                 for _ in range(cfg.max_overlap_retries):
@@ -281,12 +291,26 @@ PLAN_ARRAYS = (
 )
 
 
-def write_plan(plan: Plan, path: str | Path) -> None:
+def write_plan(plan: Plan | Iterable[Plan], path: str | Path) -> None:
+    """Write a plan, or consecutive pieces of one, into one file (appearing when complete)."""
+    pieces = iter([plan] if isinstance(plan, Plan) else plan)
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
-        for name in PLAN_ARRAYS:
-            out.create_dataset(name, data=getattr(plan, name))
-        for key, value in plan.attrs.items():
-            out.attrs[key] = value
+        for piece in pieces:
+            for name in PLAN_ARRAYS:
+                values = getattr(piece, name)
+                if name not in out:
+                    out.create_dataset(
+                        name,
+                        data=values,
+                        maxshape=(None,) + values.shape[1:],
+                        chunks=(max(1, min(4096, len(values))),) + values.shape[1:],
+                    )
+                else:
+                    dataset = out[name]
+                    dataset.resize(dataset.shape[0] + len(values), axis=0)
+                    dataset[-len(values) :] = values
+            for key, value in piece.attrs.items():
+                out.attrs[key] = value
 
 
 def read_plan(path: str | Path, start: int = 0, stop: int | None = None) -> Plan:

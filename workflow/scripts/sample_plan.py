@@ -11,6 +11,8 @@ from spikeforge.plan import PlanConfig, generate_plan, import_deepsif_plan, writ
 from spikeforge.runner import run
 from spikeforge.spike_library import Library
 
+PIECE = 10_000
+
 
 def main(sm):
     split = sm.wildcards.split
@@ -21,6 +23,9 @@ def main(sm):
             plan = import_deepsif_plan(
                 sm.input.metadata, library, anatomy.n_regions, sm.params.seed, split
             )
+            write_plan(plan, sm.output[0])
+            logging.info("%s: %d samples imported", split, plan.n_samples)
+            return
         else:
             cfg = PlanConfig(
                 n_samples=sm.params.n_samples,
@@ -36,9 +41,13 @@ def main(sm):
                     tuple(plan_cfg["centre_regions"]) if plan_cfg["centre_regions"] else None
                 ),
             )
-            plan = generate_plan(anatomy, library, cfg, sm.params.seed, split)
-    logging.info("%s: %d samples x %d sources", split, plan.n_samples, plan.n_sources)
-    write_plan(plan, sm.output[0])
+            # Planned in pieces so memory does not grow with the split's size.
+            pieces = (
+                generate_plan(anatomy, library, cfg, sm.params.seed, split, first, first + PIECE)
+                for first in range(0, cfg.n_samples, PIECE)
+            )
+            write_plan(pieces, sm.output[0])
+    logging.info("%s: %d samples planned", split, sm.params.n_samples)
 
 
 run(snakemake, main)  # noqa: F821
