@@ -51,6 +51,7 @@ def noise_sigma(eeg: np.ndarray, snr_db: np.ndarray | float) -> np.ndarray:
 
 
 def add_white_noise(eeg: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """eeg (C x T) plus white noise at `snr_db`, drawn from `rng` as float32 normals."""
     sigma = noise_sigma(eeg, snr_db)
     return eeg + sigma[:, None] * rng.standard_normal(eeg.shape, dtype=np.float32)
 
@@ -140,9 +141,7 @@ def _synthesize_block(
             eeg += fwd_by_region[patch].T @ replaced
             labels[b, k, : patch.size] = patch
         if add_noise:
-            rng = noise_rng(seed, split, first_index + i)
-            noise = rng.standard_normal(eeg.shape, dtype=np.float32)
-            eeg += noise_sigma(eeg, snr[b])[:, None] * noise
+            eeg = add_white_noise(eeg, snr[b], noise_rng(seed, split, first_index + i))
         normalise_eeg(eeg, out=eeg_out[b])
         # The reference divides the dense source (zeros outside the patches) by its plain max.
         peak = source.max() if union.size == n_regions else max(source.max(), 0.0)
