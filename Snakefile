@@ -8,6 +8,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/anatomy.smk"
+include: "workflow/rules/clips.smk"
 include: "workflow/rules/spike_library.smk"
 include: "workflow/rules/plan.smk"
 include: "workflow/rules/synthesis.smk"

@@ -379,10 +379,10 @@ def test_truncated_region_mapping(inputs, tmp_path):
 
 
 def test_centre_region_without_clips(inputs, tmp_path):
-    """Every region is a centre by default, and a5/ (region 5's clips) was deleted."""
+    """plan.centre_regions names region 5, whose clips (a5/) were deleted."""
     shutil.rmtree(inputs / "nmm_spikes" / "a5")
     workdir = tmp_path / "run"
-    run = snakemake(workdir, files_config(inputs))
+    run = snakemake(workdir, files_config(inputs, centre_regions=list(range(20))))
     line = assert_job_failure(
         run, workdir, "results/plan/train.h5", "logs/plan/train.log",
         "region 5 has no spike clips", "a5/nmm_<j>.mat", "centre_regions",
@@ -409,6 +409,20 @@ def test_unknown_config_key(tmp_path, section, key):
     assert_startup_failure(run, tmp_path / "run", f"config key {dotted}: unknown key")
     assert len([line for line in run.output.splitlines() if "spikeforge: error" in line]) == 1
     assert len(run.output.splitlines()) <= 3, run.output
+
+
+def test_default_centres_avoid_region_without_clips(inputs, tmp_path):
+    """Without plan.centre_regions, a region without clips is reported and never a centre."""
+    shutil.rmtree(inputs / "nmm_spikes" / "a5")
+    workdir = tmp_path / "run"
+    run = snakemake(workdir, files_config(inputs))
+    assert run.returncode == 0, run.output[-3000:]
+    warning = one_line_with(run.stderr, "spikeforge: warning:", "no clips", "a5")
+    assert "1 region(s)" in warning
+    with h5py.File(workdir / "results" / "plan" / "train.h5", "r") as plan:
+        patches = plan["patch"][()]
+        assert 5 not in plan["centre"][()]
+    assert patches.shape[0] == 20  # 20 regions x 1 sample, spread over the 19 with clips
 
 
 # --------------------------------------------------------------------------- start-up checks
@@ -462,6 +476,7 @@ def test_real_anatomy_shards_and_anatomy_job(tmp_path):
     """994 regions read from the real leadfield's header give ceil(994 / 400) = 3 shards."""
     config = {
         "anatomy": {"source": "files", "files": real_anatomy_files()},
+        "spike_library": {"source": "mock"},
         "splits": {"train": {"samples_per_region": 1}},
         "synthesis": {"samples_per_shard": 400},
         "export": {"deepsif": {"enabled": False}},

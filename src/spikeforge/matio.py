@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -127,6 +128,21 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 # scipy stamps the creation time into the 116-byte text header; a fixed header keeps
 # rebuilt files byte-identical.
 _MAT_HEADER = b"MATLAB 5.0 MAT-file, written by spikeforge".ljust(116, b" ")
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a staging folder beside `path`; it becomes `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def save_mat(path: str | Path, variables: Mapping[str, Any]) -> None:

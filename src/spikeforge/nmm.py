@@ -370,3 +370,63 @@ def process_region(
             out.clip_start.append(int(s))
             out.alpha.append(alpha)
     return out
+
+
+def write_mock_raw(
+    folder: str | Path,
+    region: int,
+    iterations: list[int],
+    n_regions: int,
+    duration_s: float,
+    chunk_s: float,
+    seed: int,
+) -> list[Path]:
+    """Seeded mock of one spiking region's TVB output in the raw layout (2 kHz, mV).
+
+    Every region carries slow background activity below the 8 mV threshold; region `region`
+    fires spikes (a sharp peak of 18-30 mV and a slow negative wave) every 1.2-2.5 s, and some
+    of them propagate to another region within 300 ms, as coupled neural masses do.
+    """
+    from spikeforge.matio import save_mat
+    from spikeforge.seeding import STREAM_MOCK, rng_for
+
+    folder = Path(folder)
+    n = int(round(duration_s * RAW_FS))
+    per_chunk = int(round(chunk_s * RAW_FS))
+    t = np.arange(n) / RAW_FS
+    written = []
+    for iteration in iterations:
+        gen = rng_for(seed, "mock_raw", region * 10 + iteration, STREAM_MOCK)
+        freqs = gen.uniform(0.5, 10.0, (4, n_regions))
+        amps = gen.uniform(0.2, 0.6, (4, n_regions))
+        phases = gen.uniform(0, 2 * np.pi, (4, n_regions))
+        data = np.full((n, n_regions), 3.0)
+        for i in range(4):
+            data += amps[i] * np.sin(2 * np.pi * np.outer(t, freqs[i]) + phases[i])
+        data += 0.05 * gen.standard_normal((n, n_regions))
+        event = 0.8 + gen.uniform(0.0, 1.0)  # seconds; the burn-in (0.5 s) stays quiet
+        samples = np.arange(n)
+        while event < duration_s - 0.5:
+            centre = event * RAW_FS
+            amplitude = gen.uniform(18.0, 30.0)
+            window = slice(max(0, int(centre) - 2000), min(n, int(centre) + 2000))
+            s = samples[window]
+            shape = amplitude * np.exp(-0.5 * ((s - centre) / 8.0) ** 2) - 0.3 * amplitude * (
+                np.exp(-0.5 * ((s - centre - 200) / 80.0) ** 2)
+            )
+            data[window, region] += shape
+            if gen.random() < 0.15:
+                other = int(gen.integers(n_regions - 1))
+                other += other >= region
+                shift = int(gen.uniform(-600, 600))
+                data[window, other] += np.roll(shape, shift)
+            event += gen.uniform(1.2, 2.5)
+        data = data.astype(np.float32)
+        a_values = np.full((1, n_regions), 3.25)
+        a_values[0, region] = 3.5
+        for k, start in enumerate(range(0, n, per_chunk)):
+            path = folder / f"a{region}" / f"mean_iter_{iteration}_a_iter_{region}_{k}.mat"
+            part = slice(start, min(n, start + per_chunk))
+            save_mat(path, {"data": data[part], "time": t[part][None] * 1000.0, "A": a_values})
+            written.append(path)
+    return written

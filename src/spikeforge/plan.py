@@ -46,7 +46,7 @@ class PlanConfig:
     target_snrs_db: tuple[float, ...] = (10, 12, 14, 16, 18, 20)
     sensor_snrs_db: tuple[float, ...] = (5, 10, 15, 20)
     max_overlap_retries: int = 50
-    centre_regions: tuple[int, ...] | None = None  # None: every region of the leadfield
+    centre_regions: tuple[int, ...] | None = None  # None: every region that has clips
 
 
 @dataclass
@@ -170,13 +170,16 @@ def generate_plan(
     stop = cfg.n_samples if stop is None else min(stop, cfg.n_samples)
     n, s = stop - first, cfg.n_sources
     n_regions = anatomy.n_regions
-    candidates = (
-        np.arange(n_regions) if cfg.centre_regions is None else np.asarray(cfg.centre_regions)
-    )
-    if candidates.size == 0 or candidates.min() < 0 or candidates.max() >= n_regions:
-        raise InputError("plan.centre_regions", f"must be region ids in 0..{n_regions - 1}")
-    for region in candidates:
-        library.clips_of(int(region))  # fails early, naming the region without clips
+    if cfg.centre_regions is None:
+        candidates = library.regions_with_clips()
+        if candidates.size == 0:
+            raise InputError(library.path, "the spike library has no clips")
+    else:
+        candidates = np.asarray(cfg.centre_regions)
+        if candidates.size == 0 or candidates.min() < 0 or candidates.max() >= n_regions:
+            raise InputError("plan.centre_regions", f"must be region ids in 0..{n_regions - 1}")
+        for region in candidates:
+            library.clips_of(int(region))  # fails early, naming the region without clips
     point_05 = float(rng_for(seed, split, 0, STREAM_DATASET).uniform(*cfg.point_05_range_mm))
     sigma = SIGMA_PER_POINT_05 * point_05
 

@@ -8,11 +8,13 @@ The library is one HDF5 file that synthesis reads:
   source_file      [N] str            clip path relative to the nmm_spikes folder
   projection       [N, C, T] float64  leadfield @ clip.T, computed once per clip
   centre_waveform  [N, T] float64     clip[:, region]
+  iteration, peak_time, clip_start, alpha  [N]  provenance of clips extracted from raw recordings
 Rows are ordered by region, then by j, so rows of one region are contiguous.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -128,9 +130,31 @@ def build_library(
         out["source_file"] = np.array(
             [str(c[2].relative_to(folder)) for c in clips], dtype=h5py.string_dtype()
         )
+        for name, values in _provenance(folder, clips).items():
+            out[name] = values
         out.attrs["n_regions"] = n_regions
         out.attrs["clip_folder"] = str(folder)
         out.attrs["n_channels"] = n_channels
+
+
+def _provenance(folder: Path, clips: list[tuple[int, int, Path]]) -> dict[str, np.ndarray]:
+    """Per-clip iteration, peak time, clip start and alpha from clip_info/a{r}.json, written
+    when clips are extracted from raw recordings (-1 / NaN for clips without it)."""
+    info: dict[tuple[int, int], dict] = {}
+    for region in sorted({c[0] for c in clips}):
+        path = folder / "clip_info" / f"a{region}.json"
+        if path.is_file():
+            for entry in json.loads(path.read_text())["clips"]:
+                info[(region, entry["j"])] = entry
+    if not info:
+        return {}
+    rows = [info.get((region, j), {}) for region, j, _ in clips]
+    return {
+        "iteration": np.array([r.get("iteration", -1) for r in rows], np.int32),
+        "peak_time": np.array([r.get("peak_time", -1) for r in rows], np.int64),
+        "clip_start": np.array([r.get("clip_start", -1) for r in rows], np.int64),
+        "alpha": np.array([r.get("alpha", np.nan) for r in rows], np.float64),
+    }
 
 
 class Library:

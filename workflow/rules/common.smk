@@ -38,6 +38,8 @@ DEMO = "resources/demo"
 wildcard_constraints:
     split="|".join(SPLITS) if SPLITS else "(?!)",
     shard=r"\d{4}",
+    region=r"\d+",
+    iteration=r"\d+",
 
 
 def config_error(key, problem):
@@ -73,8 +75,58 @@ def anatomy_inputs():
     return files
 
 
+RAW = config["raw"]
+CLIP_SOURCE = config["spike_library"]["source"]
+
+
+def raw_regions():
+    """Spiking regions whose raw recordings become clips."""
+    return RAW["regions"] if RAW["regions"] is not None else list(range(n_regions()))
+
+
+def tvb_chunk_count():
+    return math.ceil(RAW["tvb"]["duration_s"] / RAW["tvb"]["chunk_s"] - 1e-9)
+
+
+def raw_input(wildcards):
+    """What extract_clips reads for one region: a folder of chunks, or TVB's chunk files."""
+    region = int(wildcards.region)
+    if RAW["source"] == "mock":
+        return f"{DEMO}/raw_nmm/a{region}"
+    if RAW["source"] == "folder":
+        return str(Path(RAW["folder"]) / f"a{region}")
+    return expand(
+        "results/raw_nmm/a{region}/mean_iter_{iteration}_a_iter_{region}_{k}.mat",
+        region=region,
+        iteration=RAW["iterations"],
+        k=range(tvb_chunk_count()),
+    )
+
+
+def raw_folder():
+    return {
+        "mock": f"{DEMO}/raw_nmm",
+        "folder": RAW["folder"],
+        "tvb": "results/raw_nmm",
+    }[RAW["source"]]
+
+
+def library_clip_inputs():
+    """The clip folders the library consolidates."""
+    if CLIP_SOURCE == "raw":
+        return {
+            "clips": expand("results/nmm_spikes/a{region}", region=raw_regions()),
+            "clip_info": expand(
+                "results/nmm_spikes/clip_info/a{region}.json", region=raw_regions()
+            ),
+        }
+    return {"clips": clip_folder()}
+
+
 def clip_folder():
-    if config["spike_library"]["source"] == "mock":
+    if CLIP_SOURCE == "raw":
+        return "results/nmm_spikes"
+    if CLIP_SOURCE == "mock":
         return f"{DEMO}/nmm_spikes"
     folder = config["spike_library"]["folder"]
     if not folder or not Path(folder).is_dir():
@@ -115,7 +167,12 @@ def split_size(split):
         deepsif_metadata(split)
         return header_shape(f"plan.deepsif_metadata.{split}", ["selected_region"])[0]
     centres = PLAN["centre_regions"]
-    n_centres = len(centres) if centres else n_regions()
+    if centres:
+        n_centres = len(centres)
+    elif CLIP_SOURCE == "raw":
+        n_centres = len(raw_regions())
+    else:
+        n_centres = n_regions()
     return n_centres * config["splits"][split]["samples_per_region"]
 
 
@@ -151,7 +208,11 @@ def mat_splits():
 
 
 def final_outputs():
+    # Intermediate outputs are named too: Snakemake only notices a deleted file it targets.
     outputs = []
+    if CLIP_SOURCE == "raw":
+        clip_inputs = library_clip_inputs()
+        outputs += clip_inputs["clips"] + clip_inputs["clip_info"]
     for split in SPLITS:
         outputs += expand(
             "results/{split}/hdf5/shard_{shard}.h5", split=split, shard=shards(split)
@@ -183,6 +244,22 @@ def check_inputs():
     """Every configured input file and range, checked once at start-up."""
     anatomy_inputs()
     clip_folder()
+    if CLIP_SOURCE == "raw":
+        for region in raw_regions():
+            if region >= n_regions():
+                config_error(
+                    "raw.regions", f"region {region} is not below {n_regions()}"
+                )
+        if RAW["source"] == "folder":
+            if not RAW["folder"] or not Path(RAW["folder"]).is_dir():
+                config_error("raw.folder", f"folder not found: {RAW['folder']}")
+            for region in raw_regions():
+                if not (Path(RAW["folder"]) / f"a{region}").is_dir():
+                    config_error(
+                        "raw.folder", f"no folder a{region} in {RAW['folder']}"
+                    )
+        if RAW["source"] == "tvb":
+            configured_file("raw.tvb.connectivity")
     for split in SPLITS:
         split_range(split)
 

@@ -11,6 +11,9 @@ rule sample_plan:
         plan=PLAN,
         split_settings=lambda wildcards: config["splits"][wildcards.split],
         n_samples=lambda wildcards: split_size(wildcards.split),
+        expected_regions=lambda wildcards: (
+            raw_regions() if CLIP_SOURCE == "raw" else list(range(n_regions()))
+        ),
         seed=config["seed"],
         version=SPIKEFORGE_VERSION,
     script:

@@ -17,8 +17,8 @@ rule mock_spike_clips:
 
 rule spike_library:
     input:
+        unpack(lambda wildcards: library_clip_inputs()),
         anatomy="results/anatomy/anatomy.h5",
-        clips=clip_folder(),
     output:
         "results/spike_library/library.h5",
     log:
@@ -26,6 +26,7 @@ rule spike_library:
     conda:
         "../../envs/spikeforge.yaml"
     params:
+        folder=clip_folder(),
         clip_key=config["spike_library"]["clip_key"],
         version=SPIKEFORGE_VERSION,
     script:

@@ -14,6 +14,17 @@ from spikeforge.spike_library import Library
 PIECE = 10_000
 
 
+def warn_regions_without_clips(library, expected):
+    missing = sorted(set(expected) - set(library.regions_with_clips().tolist()))
+    if missing:
+        shown = ", ".join(f"a{r}" for r in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        message = (
+            f"{len(missing)} region(s) have no clips and are not used as source centres: {shown}"
+        )
+        logging.warning(message)
+        print(f"spikeforge: warning: {message}", file=sys.stderr)
+
+
 def main(sm):
     split = sm.wildcards.split
     plan_cfg, split_cfg = sm.params.plan, sm.params.split_settings
@@ -41,6 +52,8 @@ def main(sm):
                     tuple(plan_cfg["centre_regions"]) if plan_cfg["centre_regions"] else None
                 ),
             )
+            if cfg.centre_regions is None:
+                warn_regions_without_clips(library, sm.params.expected_regions)
             # Planned in pieces so memory does not grow with the split's size.
             pieces = (
                 generate_plan(anatomy, library, cfg, sm.params.seed, split, first, first + PIECE)

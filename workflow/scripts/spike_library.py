@@ -11,7 +11,7 @@ from spikeforge.spike_library import build_library
 
 def main(sm):
     leadfield = read_anatomy(sm.input.anatomy).leadfield
-    build_library(sm.input.clips, leadfield, sm.output[0], data_key=sm.params.clip_key)
+    build_library(sm.params.folder, leadfield, sm.output[0], data_key=sm.params.clip_key)
 
 
 run(snakemake, main)  # noqa: F821

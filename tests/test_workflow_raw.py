@@ -1,0 +1,121 @@
+"""The raw chain on a tiny config: mock raw recordings -> per-region clips -> library -> samples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+from test_workflow import (
+    assert_job_failure,
+    job_counts,
+    planned_outputs,
+    sha256_tree,
+    snakemake,
+    succeeded,
+)
+
+pytestmark = pytest.mark.slow
+
+RAW_TINY = {
+    "seed": 5,
+    "anatomy": {"source": "demo", "demo": {"n_regions": 24, "n_channels": 16}},
+    "spike_library": {"source": "raw"},
+    "raw": {"source": "mock", "regions": [2, 9, 17], "iterations": [0, 1],
+            "mock": {"duration_s": 8.0, "chunk_s": 3.0}},
+    "splits": {"train": {"samples_per_region": 10}},
+    "synthesis": {"samples_per_shard": 12},
+    "export": {"mat": {"enabled": False}, "deepsif": {"enabled": True}},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def raw_build(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("raw") / "run"
+    run = snakemake(workdir, RAW_TINY)
+    assert run.returncode == 0, succeeded(run)
+    return workdir
+
+
+def test_clip_layout_numbering_and_provenance(raw_build):
+    results = raw_build / "results"
+    with h5py.File(results / "spike_library" / "library.h5", "r") as library:
+        region = library["region"][()]
+        iteration = library["iteration"][()]
+        number = library["clip_number"][()]
+        alpha = library["alpha"][()]
+        assert set(region.tolist()) == {2, 9, 17}
+    for r in (2, 9, 17):
+        info = json.loads((results / "nmm_spikes" / "clip_info" / f"a{r}.json").read_text())
+        files = sorted((results / "nmm_spikes" / f"a{r}").glob("nmm_*.mat"))
+        js = [c["j"] for c in info["clips"]]
+        # j counts from 1 and continues across iterations (iteration 0's clips first).
+        assert js == list(range(1, len(files) + 1)) and len(files) >= 2
+        its = [c["iteration"] for c in info["clips"]]
+        assert its == sorted(its) and set(its) == {0, 1}
+        assert len({c["alpha"] for c in info["clips"] if c["iteration"] == 0}) == 1
+        for clip in info["clips"]:
+            data = scipy.io.loadmat(results / "nmm_spikes" / f"a{r}" / f"nmm_{clip['j']}.mat")
+            assert data["data"].shape == (500, 24) and data["data"].dtype == np.float32
+            # The peak lies inside the clip, and the clip starts at floor((t + 1) / 500) * 500.
+            assert clip["clip_start"] == (clip["peak_time"] + 1) // 500 * 500
+            assert np.argmax(data["data"][:, r]) == clip["peak_time"] - clip["clip_start"]
+        rows = region == r
+        np.testing.assert_array_equal(number[rows], js)
+        np.testing.assert_array_equal(iteration[rows], its)
+        assert np.all(alpha[rows] > 0)
+
+
+def test_deleted_region_rebuilds_that_region_only(raw_build):
+    results = raw_build / "results"
+    before = sha256_tree(results)
+    shutil.rmtree(results / "nmm_spikes" / "a9")
+    (results / "nmm_spikes" / "clip_info" / "a9.json").unlink()
+    dry = snakemake(raw_build, RAW_TINY, "-n")
+    assert dry.returncode == 0, succeeded(dry)
+    counts = job_counts(dry.output)
+    assert counts["extract_clips"] == 1
+    assert planned_outputs(dry.output)["extract_clips"][0].startswith("results/nmm_spikes/a9")
+    assert "mock_raw_nmm" not in counts and "demo_anatomy" not in counts
+    # Shards using region 9 (every shard here: sources are drawn from all three regions).
+    with h5py.File(results / "plan" / "train.h5", "r") as plan:
+        with h5py.File(results / "spike_library" / "library.h5", "r") as library:
+            uses = np.isin(library["region"][()][plan["clip"][()]], [9]).any(axis=1)
+    shards_using = {
+        f"results/train/hdf5/shard_{k:04d}.h5" for k in np.unique(np.flatnonzero(uses) // 12)
+    }
+    assert set(planned_outputs(dry.output)["synthesize_shard"]) == shards_using
+    run = snakemake(raw_build, RAW_TINY)
+    assert run.returncode == 0, succeeded(run)
+    assert sha256_tree(results) == before
+
+
+def test_missing_raw_chunk_and_region_mismatch(raw_build, tmp_path):
+    raw = raw_build / "resources" / "demo" / "raw_nmm"
+    folder = tmp_path / "raw_nmm"
+    shutil.copytree(raw, folder)
+    (folder / "a9" / "mean_iter_1_a_iter_9_1.mat").unlink()
+    config = dict(RAW_TINY, raw=dict(RAW_TINY["raw"], source="folder", folder=str(folder)))
+    workdir = tmp_path / "run"
+    run = snakemake(workdir, config)
+    assert_job_failure(
+        run, workdir, "results/nmm_spikes/a9", "logs/clips/extract_clips_9.log",
+        "mean_iter_1_a_iter_9_1.mat", "raw chunk missing",
+    )  # fmt: skip
+    # A recording with 25 regions against a 24-region leadfield.
+    shutil.rmtree(folder / "a9")
+    for chunk in (folder / "a2").glob("*.mat"):
+        data = scipy.io.loadmat(chunk)
+        data["data"] = np.hstack([data["data"], data["data"][:, :1]])
+        scipy.io.savemat(chunk, {k: v for k, v in data.items() if not k.startswith("_")})
+    config["raw"] = dict(config["raw"], regions=[2])
+    workdir = tmp_path / "run2"
+    run = snakemake(workdir, config)
+    assert_job_failure(
+        run, workdir, "results/nmm_spikes/a2", "logs/clips/extract_clips_2.log",
+        "mean_iter_0_a_iter_2_0.mat", "raw data has 25 regions, the leadfield 24",
+    )  # fmt: skip
