@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.io
 from test_workflow import (
+    REAL_ANATOMY,
     assert_job_failure,
     job_counts,
     planned_outputs,
@@ -119,3 +120,35 @@ def test_missing_raw_chunk_and_region_mismatch(raw_build, tmp_path):
         run, workdir, "results/nmm_spikes/a2", "logs/clips/extract_clips_2.log",
         "mean_iter_0_a_iter_2_0.mat", "raw data has 25 regions, the leadfield 24",
     )  # fmt: skip
+
+
+def test_tvb_simulation_feeds_clip_extraction(tmp_path):
+    """TVB (2 regions x 0.5 s on the 76-region connectivity) writes the raw layout, and the
+    per-region extraction reads it. Half a second holds no selectable 1 s clip, so each
+    region reports that no peak passes the selection instead of failing."""
+    pytest.importorskip("tvb", reason="tvb-library not installed (pip install -e .[tvb])")
+    connectivity = REAL_ANATOMY / "connectivity_76.zip"
+    if not connectivity.is_file():
+        pytest.skip(f"{connectivity} not found (../shared/data absent)")
+    config = dict(
+        RAW_TINY,
+        anatomy={"source": "demo", "demo": {"n_regions": 76, "n_channels": 16}},
+        raw={
+            "source": "tvb", "regions": [0, 1], "iterations": [0],
+            "tvb": {"connectivity": str(connectivity), "duration_s": 0.5, "chunk_s": 0.25},
+        },
+        preprocessing={"burn_in": 0},
+    )  # fmt: skip
+    workdir = tmp_path / "run"
+    targets = [f"results/nmm_spikes/clip_info/a{r}.json" for r in (0, 1)]
+    run = snakemake(workdir, config, *targets)
+    assert run.returncode == 0, succeeded(run)
+    for r in (0, 1):
+        chunks = sorted((workdir / "results" / "raw_nmm" / f"a{r}").glob("*.mat"))
+        assert [c.name for c in chunks] == [f"mean_iter_0_a_iter_{r}_{k}.mat" for k in (0, 1)]
+        data = scipy.io.loadmat(chunks[1])
+        assert data["data"].shape == (500, 76) and data["data"].dtype == np.float32
+        assert data["A"].ravel()[r] == 3.5
+        info = json.loads((workdir / targets[r]).read_text())
+        assert info["clips"] == [] and "no peak passes the selection" in info["messages"][0]
+        assert "no peak passes the selection" in run.stderr
