@@ -12,7 +12,7 @@ rule sample_plan:
         split_settings=lambda wildcards: config["splits"][wildcards.split],
         n_samples=lambda wildcards: split_size(wildcards.split),
         expected_regions=lambda wildcards: (
-            raw_regions() if CLIP_SOURCE == "raw" else list(range(n_regions()))
+            raw_regions() if CLIP_SOURCE == "raw" else None
         ),
         seed=config["seed"],
         version=SPIKEFORGE_VERSION,

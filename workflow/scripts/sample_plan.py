@@ -53,7 +53,10 @@ def main(sm):
                 ),
             )
             if cfg.centre_regions is None:
-                warn_regions_without_clips(library, sm.params.expected_regions)
+                expected = sm.params.expected_regions
+                if expected is None:
+                    expected = range(anatomy.n_regions)
+                warn_regions_without_clips(library, expected)
             # Planned in pieces so memory does not grow with the split's size.
             pieces = (
                 generate_plan(anatomy, library, cfg, sm.params.seed, split, first, first + PIECE)
