@@ -1,0 +1,695 @@
+"""Paired patch / Neuropixels chain (spikeforge.paired) on mock SPE-1 cells and real fixtures.
+
+The mock cell is SpikeInterface's ground-truth generator on a Neuropixels 1.0 geometry with a
+patch trace carrying one unit's action potentials, so spike detection and the template's peak
+channel are checked against known truth; preprocessing, bad channels and templates against
+SpikeInterface itself; the Arrow layout, metadata and npz keys against the original
+conversion's. Real fixtures (../shared/data) skip with a message when absent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from spikeforge import paired as P
+from spikeforge.errors import InputError
+from spikeforge.matio import save_mat
+
+FS = P.NPX_SAMPLING_HZ
+KILOSORT = SHARED_DATA / "kilosort"
+SUMMARY_XLSX = SHARED_DATA / "spe1" / "Data Summary.xlsx"
+OPENEPHYS = SHARED_DATA / "openephys_tiny" / "rawdata" / "sub-001" / "ses-001" / "ephys"
+OPENEPHYS = OPENEPHYS / "Record Node 104"
+
+# What the original conversion writes (its conversion_metadata.json, templates.npz, rows).
+SEED_METADATA_KEYS = {
+    "source_metadata",
+    "template_metadata",
+    "sampling_frequency",
+    "num_units",
+    "num_channels",
+    "unit_peak_channel",
+    "unit_locations_um",
+    "gt_electrode_chan_idx",
+    "bad_channel_ids",
+    "n_spikes_total",
+    "n_spikes_used_for_templates",
+    "segment_duration_s",
+    "train_fraction",
+}
+SEED_SOURCE_KEYS = {
+    "mode",
+    "dataset",
+    "cell_id",
+    "skip_seconds",
+    "duration_s",
+    "patch_sample_rate_hz",
+    "preprocessing",
+    "spike_source",
+}
+SEED_TEMPLATE_KEYS = {
+    "extraction_method",
+    "ms_before",
+    "ms_after",
+    "nbefore",
+    "nafter",
+    "n_spikes_total",
+    "n_spikes_used",
+    "n_out_of_bounds_discarded",
+}
+SEED_NPZ_KEYS = {"templates", "sampling_frequency", "probe_positions", "nbefore", "nafter"}
+SEED_DATASET_DICT = {"splits": {"train": {"name": "train"}, "test": {"name": "test"}}}
+
+SKIP_S = 1.0
+SEGMENT_S = 0.55  # 5 s window -> 10 segments (9 of 0.55 s, the last 0.05 s): 8 train, 2 test
+BAD_CHUNKS = 8
+
+
+def hf_home_snapshot() -> set[str]:
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    return {str(p) for p in home.rglob("*")} if home.exists() else set()
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real fixture not found at {path} (../shared/data absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mock(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spe1")
+    cell = P.write_mock_spe1_cell(root, "m1", duration_s=6.0, seed=5, firing_rate_hz=20.0)
+    return SimpleNamespace(root=root, cell=cell)
+
+
+@pytest.fixture(scope="session")
+def chain(mock, tmp_path_factory):
+    """The whole chain on the mock cell, as a workflow job would run it."""
+    hf_before = hf_home_snapshot()
+    out = tmp_path_factory.mktemp("out") / "m1"
+    channel_map = P.read_channel_map(mock.root / "chanMap.mat")
+    summary = P.read_summary(mock.root / "Data Summary.xlsx")
+    row = P.summary_row(summary, "m1")
+    files = P.find_cell_files(mock.root / "Recordings" / "m1")
+    recording = P.open_spe1_recording(files.npx_raw, channel_map)
+    n_npx = recording.get_num_samples()
+    start, end = P.analysis_window(n_npx, FS, SKIP_S, None)
+    gt = P.ground_truth_spikes(files, n_npx, P.patch_rate(row), start, end)
+    saved, bad, info = P.preprocess(
+        recording, start, end, out / "preprocessed", {"num_random_chunks": BAD_CHUNKS}
+    )
+    template = P.peak_aligned_template(saved, gt.spike_rel, FS)
+    export = P.write_arrow_splits(
+        saved, gt.spike_rel, template.peak_channel, FS, out, SEGMENT_S, 0.8
+    )
+    metadata = P.conversion_metadata(
+        cell_id="m1",
+        skip_seconds=SKIP_S,
+        duration_s=(end - start) / FS,
+        patch_sample_rate_hz=P.patch_rate(row),
+        spike_source=gt.spike_source,
+        template_metadata=template.metadata,
+        sampling_frequency=FS,
+        num_channels=saved.get_num_channels(),
+        peak_channel=template.peak_channel,
+        gt_electrode_chan_idx=P.summary_channel(row),
+        channel_locations=channel_map.locations,
+        bad_channel_ids=bad,
+        n_spikes_total=gt.spike_rel.size,
+        segment_duration_s=SEGMENT_S,
+        train_fraction=0.8,
+        extra={"disconnected_channel_idx": np.flatnonzero(~channel_map.connected)},
+    )
+    P.write_json(out / "conversion_metadata.json", metadata)
+    P.write_templates_npz(
+        out / "templates.npz",
+        template.templates,
+        FS,
+        channel_map.locations,
+        template.metadata["nbefore"],
+        template.metadata["nafter"],
+    )
+    return SimpleNamespace(
+        out=out,
+        channel_map=channel_map,
+        recording=recording,
+        start=start,
+        end=end,
+        gt=gt,
+        saved=saved,
+        bad=bad,
+        info=info,
+        template=template,
+        export=export,
+        hf_before=hf_before,
+        summary_row=row,
+    )
+
+
+# --- ground truth -------------------------------------------------------------------------------
+
+
+def match_fraction(found: np.ndarray, truth: np.ndarray, tolerance: int) -> float:
+    """Fraction of `found` within `tolerance` samples of some element of `truth`."""
+    if found.size == 0:
+        return 0.0
+    truth = np.sort(truth)
+    i = np.clip(np.searchsorted(truth, found), 1, truth.size - 1)
+    nearest = np.minimum(np.abs(found - truth[i - 1]), np.abs(found - truth[i]))
+    return float(np.mean(nearest <= tolerance))
+
+
+def test_patch_detection_recovers_ground_truth(mock):
+    cell = mock.cell
+    patch = P.read_patch(cell.patch_path)
+    detected = P.detect_patch_spikes(patch, cell.patch_rate_hz)
+    frames = P.patch_to_npx(detected, cell.n_npx, cell.n_patch, 0, cell.n_npx)
+    tolerance = int(0.4e-3 * FS)  # 0.4 ms
+    assert cell.gt_frames.size >= 100
+    precision = match_fraction(frames, cell.gt_frames, tolerance)
+    recall = match_fraction(cell.gt_frames, frames, tolerance)
+    assert precision >= 0.99 and recall >= 0.99, (precision, recall)
+
+
+def test_window_restricts_and_rebases_spikes(mock, chain):
+    expected = mock.cell.gt_frames[(mock.cell.gt_frames >= chain.start)] - chain.start
+    assert chain.gt.spike_source == P.SOURCE_PATCH_DETECTION
+    assert match_fraction(chain.gt.spike_rel, expected, 12) >= 0.99
+    assert abs(chain.gt.spike_rel.size - expected.size) <= 1
+
+
+def test_long_patch_traces_are_detected_in_chunks_with_the_same_result(mock):
+    patch = P.read_patch(mock.cell.patch_path)
+    whole = P.detect_patch_spikes(patch, mock.cell.patch_rate_hz)
+    chunked = P.detect_patch_spikes(patch, mock.cell.patch_rate_hz, chunk_samples=40_001)
+    np.testing.assert_array_equal(chunked, whole)
+    # Close peaks on both sides of a chunk boundary: the distance rule still sees them all.
+    rng = np.random.default_rng(3)
+    trace = rng.standard_normal(200_000) * 0.01
+    for position, depth in [(39_990, 1.0), (40_010, 1.2), (40_070, 0.9), (120_000, 1.0)]:
+        trace[position] -= depth
+    expected = P.detect_patch_spikes(trace, 50_000.0)
+    assert expected.tolist() == [40_010, 40_070, 120_000]
+    np.testing.assert_array_equal(P.detect_patch_spikes(trace, 50_000.0, 40_001), expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 999, 1000])
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant"])
+def test_streamed_median_is_exact(n, kind):
+    rng = np.random.default_rng(n)
+    values = {
+        "normal": rng.standard_normal(n),
+        "ties": rng.integers(0, 4, n).astype(float),
+        "constant": np.full(n, 2.5),
+    }[kind]
+    for bins, limit in ((1 << 16, 1 << 20), (8, 5)):  # the second forces nested refinement
+
+        def stream():
+            return (values[i : i + 97] for i in range(0, n, 97))
+
+        assert P._median_streamed(stream, n, bins, limit) == np.median(values)
+
+
+def test_patch_to_npx_literal():
+    # n_npx / n_patch = 0.6: samples 0, 10, 99 -> frames 0, 6, 59; window [5, 59) keeps 6.
+    got = P.patch_to_npx(np.array([0, 10, 99]), 60, 100, 5, 59)
+    assert got.tolist() == [1]
+    assert got.dtype == np.int64
+
+
+def test_wc_spike_samples_are_authoritative_without_patch(mock, tmp_path, caplog):
+    cell = mock.cell
+    folder = tmp_path / "m1"
+    folder.mkdir()
+    os.symlink(cell.npx_path, folder / cell.npx_path.name)
+    np.save(folder / "m1_wc_spike_samples.npy", cell.gt_patch_samples[::2])
+    files = P.find_cell_files(folder)
+    assert files.patch is None and files.wc_spike is not None
+    with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
+        gt = P.ground_truth_spikes(files, cell.n_npx, cell.patch_rate_hz, 0, cell.n_npx)
+    assert "no patch trace" in caplog.text
+    assert gt.spike_source == P.SOURCE_WC_SPIKES
+    assert match_fraction(gt.spike_rel, cell.gt_frames[::2], 1) == 1.0
+
+
+# --- preprocessing ------------------------------------------------------------------------------
+
+
+def test_preprocess_is_the_spikeinterface_chain_saved_once(mock, chain):
+    import spikeinterface.core as sc
+    import spikeinterface.preprocessing as spre
+
+    saved = sc.load(chain.out / "preprocessed")
+    assert saved.get_num_samples() == chain.end - chain.start
+    assert saved.get_dtype() == np.int16 and saved.is_filtered()
+    np.testing.assert_array_equal(saved.get_channel_locations(), chain.channel_map.locations)
+    np.testing.assert_array_equal(saved.get_channel_gains(), P.NPX_GAIN_UV)
+
+    connected = chain.channel_map.connected
+    bandpassed = spre.bandpass_filter(chain.recording, freq_min=300.0, freq_max=3000.0)
+    bandpassed = bandpassed.frame_slice(chain.start, chain.end)
+    lazy = spre.common_reference(
+        bandpassed,
+        reference="global",
+        operator="median",
+        ref_channel_ids=list(chain.recording.channel_ids[connected]),
+    )
+    data = P.trace_array(saved)
+    for s0 in (0, 2 * int(FS)):  # same 1 s chunks as the pass: bit-identical
+        np.testing.assert_array_equal(
+            data[s0 : s0 + int(FS)], lazy.get_traces(start_frame=s0, end_frame=s0 + int(FS))
+        )
+
+    # Bad channels: spikeinterface's detector with the same chunks gives the same labels; on
+    # the mock they are the flat, unconnected reference sites.
+    ids, labels = spre.detect_bad_channels(
+        bandpassed, num_random_chunks=BAD_CHUNKS, seed=0, job_kwargs={"progress_bar": False}
+    )
+    assert chain.bad == sorted(int(i) for i in ids)
+    assert chain.info["channel_labels"] == [str(x) for x in labels]
+    assert chain.bad == list(P.PHASE3A_REFERENCE_CHANNELS)
+    assert chain.info["bad_channel_chunks"] == BAD_CHUNKS
+
+
+def test_window_past_end_is_refused_and_writes_nothing(chain, tmp_path):
+    n = chain.recording.get_num_samples()
+    with pytest.raises(InputError, match="analysis window"):
+        P.analysis_window(n, FS, 60.0, 300.0)
+    with pytest.raises(InputError, match="recording has"):
+        P.preprocess(chain.recording, n + 10, None, tmp_path / "pre")
+    assert not (tmp_path / "pre").exists() and not list(tmp_path.iterdir())
+
+
+def test_window_running_past_end_is_cut_with_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
+        assert P.analysis_window(600_000, FS, 10.0, 300.0) == (300_000, 600_000)
+    assert "past the end" in caplog.text
+
+
+def test_unknown_bad_channel_option_is_an_input_error(chain, tmp_path):
+    with pytest.raises(InputError, match="num_chunks"):
+        P.preprocess(chain.recording, 0, 3000, tmp_path / "pre", {"num_chunks": 3})
+    assert not (tmp_path / "pre").exists()
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+def test_template_peak_channel_is_the_ground_truth_units(mock, chain):
+    assert chain.template.peak_channel == mock.cell.gt_peak_channel
+    assert P.summary_channel(chain.summary_row) == mock.cell.gt_peak_channel
+    meta = chain.template.metadata
+    assert set(meta) == SEED_TEMPLATE_KEYS
+    assert (meta["nbefore"], meta["nafter"]) == (30, 60)
+    assert meta["n_spikes_used"] + meta["n_out_of_bounds_discarded"] == chain.gt.spike_rel.size
+
+
+def test_template_equals_spikeinterface_average(chain):
+    import spikeinterface.core as sc
+    from spikeinterface.core.base import minimum_spike_dtype
+
+    n = chain.saved.get_num_samples()
+    # Two spikes whose windows leave the data: counted, not used.
+    spikes = np.concatenate([[5, n - 10], chain.gt.spike_rel]).astype(np.int64)
+    result = P.peak_aligned_template(chain.saved, spikes, FS, 1.0, 2.0, batch_size=7)
+    assert result.metadata["n_out_of_bounds_discarded"] == 2
+    assert result.metadata["n_spikes_used"] == spikes.size - 2
+    kept = np.sort(spikes[2:])
+    vector = np.zeros(kept.size, dtype=minimum_spike_dtype)
+    vector["sample_index"] = kept
+    reference = sc.estimate_templates(
+        chain.saved, vector, [0], 30, 60, return_in_uV=False, progress_bar=False
+    )
+    np.testing.assert_allclose(result.templates, reference, rtol=1e-5, atol=1e-4)
+    # A literal per-spike loop over the saved traces gives the same mean.
+    data = P.trace_array(chain.saved)
+    literal = np.mean([data[s - 30 : s + 60].astype(np.float64) for s in kept], axis=0)
+    np.testing.assert_allclose(result.templates[0], literal, rtol=1e-5, atol=1e-4)
+
+
+def test_template_needs_min_spikes(caplog):
+    data = np.ones((1000, 4), dtype=np.int16)
+    with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
+        result = P.peak_aligned_template(data, np.array([500]), FS, min_spikes=2)
+    assert not result.templates.any() and result.peak_channel == 0
+    assert result.metadata["n_spikes_used"] == 1 and "all zeros" in caplog.text
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def seed_split(n_samples, seg_len, train_fraction):
+    """The original conversion's split, literally."""
+    segments = []
+    for i in range(0, n_samples, seg_len):
+        segments.append((i, min(i + seg_len, n_samples)))
+    n_train = int(len(segments) * train_fraction)
+    return segments[:n_train], segments[n_train:]
+
+
+@pytest.mark.parametrize(
+    "n, seg, frac", [(95, 10, 0.8), (100, 10, 0.8), (7, 3, 0.5), (1000, 90_000, 0.8), (3, 1, 0.9)]
+)
+def test_split_segments_as_seed(n, seg, frac):
+    assert P.split_segments(n, seg, frac) == seed_split(n, seg, frac)
+
+
+def test_split_ten_segments_eight_train_two_test():
+    train, test = P.split_segments(95, 10, 0.8)
+    assert len(train) == 8 and len(test) == 2 and test[-1] == (90, 95)
+
+
+def test_arrow_splits_match_seed_layout(chain, tmp_path):
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    dd = load_from_disk(str(chain.out))
+    assert isinstance(dd, DatasetDict) and set(dd) == {"train", "test"}
+    assert (len(dd["train"]), len(dd["test"])) == (8, 2)
+    assert json.loads((chain.out / "dataset_dict.json").read_text()) == SEED_DATASET_DICT
+
+    # The schema datasets infers from a row shaped as the original conversion yields it.
+    def seed_rows():
+        yield {
+            "sample_id": f"{0:010d}",
+            "cit": [np.zeros(1, np.int32), np.zeros(0, np.int32)],
+            "ctt": [np.array([1.5]), np.zeros(0, np.float64)],
+            "cp": [np.zeros(3, np.float32), np.ones(3, np.float32)],
+        }
+
+    inferred = Dataset.from_generator(seed_rows, cache_dir=str(tmp_path / "hf")).features
+    assert dd["train"].features == inferred == P.arrow_features()
+    assert dd["train"].column_names == ["sample_id", "cit", "ctt", "cp"]
+
+    seg = int(SEGMENT_S * FS)
+    data = P.trace_array(chain.saved)
+    peak = chain.template.peak_channel
+    rows = list(dd["train"]) + list(dd["test"])
+    assert [r["sample_id"] for r in rows] == [f"{s:010d}" for s in range(0, data.shape[0], seg)]
+    spikes = np.sort(chain.gt.spike_rel)
+    for k in (0, 9):  # first train row and the short last test row
+        row = dd["train"][k] if k < 8 else dd["test"][k - 8]
+        s0 = k * seg
+        s1 = min(s0 + seg, data.shape[0])
+        cp = np.asarray(row["cp"], dtype=np.float32)
+        assert cp.shape == (384, s1 - s0)
+        np.testing.assert_array_equal(cp, data[s0:s1].T.astype(np.float32))
+        inside = spikes[(spikes >= s0) & (spikes < s1)]
+        np.testing.assert_allclose(row["ctt"][peak], (inside - s0) / FS * 1000.0)
+        assert row["cit"][peak] == [0] * inside.size
+        assert all(len(c) == 0 for i, c in enumerate(row["cit"]) if i != peak)
+        assert all(len(c) == 0 for i, c in enumerate(row["ctt"]) if i != peak)
+    table = dd["train"].with_format("arrow")[:1]
+    assert str(table.schema.field("cp").type) == "list<item: list<item: float>>"
+    assert str(table.schema.field("cit").type) == "list<item: list<item: int32>>"
+    assert str(table.schema.field("ctt").type) == "list<item: list<item: double>>"
+
+
+def test_arrow_splits_in_several_shards_keep_row_order(tmp_path, monkeypatch):
+    from datasets import load_from_disk
+
+    traces = np.arange(1000 * 3, dtype=np.int16).reshape(1000, 3)
+    monkeypatch.setattr(P, "_MAX_SHARD_BYTES", 500)  # 100-sample rows are 1,200 bytes
+    result = P.write_arrow_splits(traces, np.array([5, 150, 999]), 1, 1000.0, tmp_path, 0.1)
+    assert result["shards"] == {"train": 8, "test": 2}
+    dd = load_from_disk(str(tmp_path))
+    rows = list(dd["train"]) + list(dd["test"])
+    assert [r["sample_id"] for r in rows] == [f"{s:010d}" for s in range(0, 1000, 100)]
+    for k, row in enumerate(rows):
+        np.testing.assert_array_equal(row["cp"], traces[k * 100 : (k + 1) * 100].T)
+    assert rows[0]["ctt"][1] == [5.0] and rows[1]["ctt"][1] == [50.0]
+    assert rows[9]["ctt"][1] == [99.0] and rows[9]["cit"][1] == [0]
+
+
+def test_no_huggingface_cache_in_home(chain):
+    assert hf_home_snapshot() == chain.hf_before
+    leftovers = [p.name for p in chain.out.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_split_leaving_a_split_empty_writes_nothing(chain, tmp_path):
+    data = P.trace_array(chain.saved)[:45_000]  # 1.5 s: one 3 s segment
+    with pytest.raises(InputError, match="train split empty"):
+        P.write_arrow_splits(data, chain.gt.spike_rel, 0, FS, tmp_path / "x", 3.0, 0.8)
+    assert not (tmp_path / "x").exists()
+
+
+def test_metadata_and_npz_keys_match_seed(chain):
+    metadata = json.loads((chain.out / "conversion_metadata.json").read_text())
+    assert SEED_METADATA_KEYS <= set(metadata)
+    assert set(metadata["source_metadata"]) == SEED_SOURCE_KEYS
+    assert set(metadata["template_metadata"]) == SEED_TEMPLATE_KEYS
+    assert metadata["source_metadata"]["preprocessing"] == "bandpass_300_3000Hz + global_CMR"
+    assert metadata["source_metadata"]["patch_sample_rate_hz"] == pytest.approx(50_023.9)
+    assert metadata["unit_peak_channel"] == {"0": chain.template.peak_channel}
+    gt = metadata["gt_electrode_chan_idx"]
+    x, y = chain.channel_map.locations[gt]
+    assert metadata["unit_locations_um"] == {"0": [float(x), float(y), 0.0]}
+    assert metadata["bad_channel_ids"] == chain.bad
+    assert metadata["n_spikes_used_for_templates"] == chain.template.metadata["n_spikes_used"]
+    assert metadata["disconnected_channel_idx"] == list(P.PHASE3A_REFERENCE_CHANNELS)
+
+    with np.load(chain.out / "templates.npz") as npz:
+        assert set(npz.files) == SEED_NPZ_KEYS
+        assert npz["templates"].shape == (1, 90, 384) and npz["templates"].dtype == np.float32
+        assert npz["probe_positions"].shape == (384, 2)
+        assert (int(npz["nbefore"]), int(npz["nafter"])) == (30, 60)
+        assert float(npz["sampling_frequency"]) == FS
+
+
+def test_metadata_without_summary_location():
+    meta = P.conversion_metadata(
+        cell_id="x",
+        skip_seconds=10,
+        duration_s=300,
+        patch_sample_rate_hz=None,
+        spike_source="peaks",
+        template_metadata={"n_spikes_used": 3},
+        sampling_frequency=FS,
+        num_channels=4,
+        peak_channel=1,
+        gt_electrode_chan_idx=None,
+        channel_locations=np.zeros((4, 2)),
+        bad_channel_ids=[],
+        n_spikes_total=3,
+        segment_duration_s=3.0,
+        train_fraction=0.8,
+    )
+    assert meta["unit_locations_um"] is None and meta["gt_electrode_chan_idx"] is None
+    with pytest.raises(ValueError, match="replace"):
+        P.conversion_metadata(**{**_minimal_meta(), "extra": {"num_units": 2}})
+
+
+def _minimal_meta():
+    return dict(
+        cell_id="x",
+        skip_seconds=0,
+        duration_s=1,
+        patch_sample_rate_hz=None,
+        spike_source="s",
+        template_metadata={"n_spikes_used": 0},
+        sampling_frequency=FS,
+        num_channels=1,
+        peak_channel=0,
+        gt_electrode_chan_idx=None,
+        channel_locations=np.zeros((1, 2)),
+        bad_channel_ids=[],
+        n_spikes_total=0,
+        segment_duration_s=1.0,
+        train_fraction=0.8,
+    )
+
+
+# --- mock cells -----------------------------------------------------------------------------
+
+
+def test_mock_cell_is_deterministic_and_spe1_shaped(tmp_path):
+    a = P.write_mock_spe1_cell(tmp_path / "a", "c7", duration_s=0.5, seed=2, write_wc_spikes=True)
+    b = P.write_mock_spe1_cell(tmp_path / "b", "c7", duration_s=0.5, seed=2, write_wc_spikes=True)
+    for name in ("c7_npx_raw.bin", "c7_patch_ch1.bin", "c7_wc_spike_samples.npy"):
+        assert (a.cell_dir / name).read_bytes() == (b.cell_dir / name).read_bytes()
+    assert (tmp_path / "a" / "chanMap.mat").read_bytes() == (
+        tmp_path / "b" / "chanMap.mat"
+    ).read_bytes()
+    assert a.npx_path.stat().st_size == 15_000 * 384 * 2
+    assert a.patch_path.stat().st_size == round(0.5 * 50_023.9) * 8
+    row = P.read_summary(tmp_path / "a" / "Data Summary.xlsx")["c7"]
+    assert row["chan_predicted"] == a.gt_peak_channel
+    assert row["Patch Samp. Freq. (Hz)"] == pytest.approx(50_023.9)
+
+
+# --- real fixtures ------------------------------------------------------------------------------
+
+
+def test_real_phase3a_channel_map():
+    cm = P.read_channel_map(require(KILOSORT / "neuropixPhase3A_kilosortChanMap.mat"))
+    assert cm.n_channels == 384 and cm.locations.dtype == np.float32
+    assert int(cm.connected.sum()) == 374
+    assert tuple(np.flatnonzero(~cm.connected)) == P.PHASE3A_REFERENCE_CHANNELS
+    np.testing.assert_array_equal(cm.locations[:4], [[43, 20], [11, 20], [59, 40], [27, 40]])
+    np.testing.assert_array_equal(cm.locations, P.np1_geometry())
+    b2 = P.read_channel_map(KILOSORT / "neuropixPhase3B2_kilosortChanMap.mat")
+    assert np.flatnonzero(~b2.connected).tolist() == [191]
+    assert P.read_channel_map(KILOSORT / "NP2_kilosortChanMap.mat").connected.all()
+
+
+def test_channel_map_rows_follow_chanmap0ind(tmp_path):
+    order = np.array([2, 0, 3, 1])
+    save_mat(
+        tmp_path / "map.mat",
+        {
+            "xcoords": np.array([20.0, 0.0, 30.0, 10.0]),
+            "ycoords": np.array([2.0, 0.0, 3.0, 1.0]),
+            "chanMap0ind": order.astype(float),
+            "connected": np.array([1.0, 1.0, 0.0, 1.0]),
+        },
+    )
+    cm = P.read_channel_map(tmp_path / "map.mat")
+    np.testing.assert_array_equal(cm.locations, [[0, 0], [10, 1], [20, 2], [30, 3]])
+    assert cm.connected.tolist() == [True, True, True, False]
+    save_mat(tmp_path / "nomap.mat", {"xcoords": np.arange(3.0), "ycoords": np.arange(3.0)})
+    assert P.read_channel_map(tmp_path / "nomap.mat").connected.all()
+
+
+def test_real_data_summary(caplog):
+    summary = P.read_summary(require(SUMMARY_XLSX))
+    assert len(summary) >= 40 and "c14" in summary
+    rates = [P.patch_rate(row) for row in summary.values()]
+    assert all(50_023.5 < r < 50_024.5 for r in rates)
+    assert P.patch_rate(summary["c14"]) == pytest.approx(50_023.898687, abs=1e-6)
+    assert P.summary_channel(summary["c14"]) == 159
+    with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
+        assert P.summary_row(summary, "c999") is None
+        assert P.patch_rate(None) == P.DEFAULT_PATCH_RATE_HZ
+    assert "c999 is not in the data summary" in caplog.text
+    assert "using 50023.0 Hz" in caplog.text
+
+
+def test_real_openephys_recording_through_the_chain(tmp_path, caplog):
+    from datasets import load_from_disk
+
+    recording = P.open_recording("openephys", require(OPENEPHYS))
+    assert recording.get_num_segments() == 2 and recording.get_num_samples(0) == 1000
+    with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
+        saved, bad, info = P.preprocess(
+            recording, 0, None, tmp_path / "pre", {"num_random_chunks": 5}
+        )
+    assert "2 segments: using segment 0" in caplog.text
+    assert saved.get_num_samples() == 1000 and info["segments_left_out"] == [1]
+    assert all(0 <= c < 384 for c in bad)
+    spikes, channel = P.detect_peak_spikes(saved)
+    template = P.peak_aligned_template(saved, spikes, FS)
+
+    # 33 ms cannot hold two 3 s segments: a clear error and nothing written ...
+    with pytest.raises(InputError, match=r"at most 0\.01667 s"):
+        P.write_arrow_splits(saved, spikes, template.peak_channel, FS, tmp_path / "x", 3.0, 0.8)
+    assert not (tmp_path / "x").exists()
+    # ... while 5 ms segments go through: 7 segments (the last 100 samples), 5 train, 2 test.
+    P.write_arrow_splits(saved, spikes, template.peak_channel, FS, tmp_path / "x", 0.005, 0.8)
+    dd = load_from_disk(str(tmp_path / "x"))
+    assert (len(dd["train"]), len(dd["test"])) == (5, 2)
+    assert len(dd["test"][1]["cp"][0]) == 100
+
+
+def test_real_openephys_shorter_than_the_filter_margin(tmp_path, caplog):
+    recording = P.open_recording("openephys", require(OPENEPHYS))
+    short = recording.select_segments([0]).frame_slice(0, 300)  # 10 ms < 2 x 16.7 ms margin
+    with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
+        saved, _, _ = P.preprocess(short, 0, None, tmp_path / "pre", {"method": None})
+    assert "shorter than twice the filter margin" in caplog.text
+    assert saved.get_num_samples() == 300
+    tiny = recording.select_segments([0]).frame_slice(0, 20)
+    with pytest.raises(InputError, match="zero-phase filter needs at least"):
+        P.preprocess(tiny, 0, None, tmp_path / "tiny")
+    assert not (tmp_path / "tiny").exists()
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_bin_size_not_a_multiple_of_384_int16(tmp_path, mock):
+    path = tmp_path / "c1_npx_raw.bin"
+    path.write_bytes(b"\0" * (384 * 2 * 10 + 3))
+    with pytest.raises(InputError, match="c1_npx_raw.bin.*not a positive multiple of 384"):
+        P.open_spe1_recording(path, mock.cell.channel_map)
+
+
+def test_missing_patch_file_names_folder_and_file(tmp_path):
+    folder = tmp_path / "c3"
+    folder.mkdir()
+    (folder / "c3_npx_raw.bin").write_bytes(b"\0" * 768)
+    with pytest.raises(InputError) as error:
+        P.find_cell_files(folder)
+    assert str(folder) in str(error.value) and "patch_ch1.bin" in str(error.value)
+    (folder / "c3_npx_raw.bin").unlink()
+    (folder / "c3_patch_ch1.bin").write_bytes(b"\0" * 8)
+    with pytest.raises(InputError, match="npx_raw.bin"):
+        P.find_cell_files(folder)
+
+
+def test_channel_map_without_coordinates(tmp_path):
+    path = tmp_path / "chanMap.mat"
+    save_mat(path, {"chanMap": np.arange(1, 385.0), "connected": np.ones(384)})
+    with pytest.raises(InputError) as error:
+        P.read_channel_map(path)
+    assert str(path) in str(error.value) and "xcoords" in str(error.value)
+
+
+def test_cell_absent_from_summary_warns_and_continues(mock, caplog):
+    summary = P.read_summary(mock.root / "Data Summary.xlsx")
+    with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
+        row = P.summary_row(summary, "c404")
+    assert row is None and "c404 is not in the data summary" in caplog.text
+    assert P.summary_channel(row) is None
+
+
+def test_binary_recording_with_probe_file_and_spike_times_file(mock, tmp_path):
+    import probeinterface
+
+    channel_map = mock.cell.channel_map
+    probeinterface.write_probeinterface(
+        tmp_path / "probe.json", P.probe_from_channel_map(channel_map)
+    )
+    recording = P.open_recording(
+        "binary",
+        mock.cell.npx_path,
+        probe_path=tmp_path / "probe.json",
+        sampling_frequency=FS,
+        num_channels=384,
+        dtype="int16",
+        gain_to_uV=P.NPX_GAIN_UV,
+        offset_to_uV=0.0,
+    )
+    np.testing.assert_array_equal(recording.get_channel_locations(), channel_map.locations)
+    assert recording.get_num_samples() == mock.cell.n_npx
+    np.save(tmp_path / "gt.npy", np.array([30, 10, 20]))
+    np.savetxt(tmp_path / "gt.csv", [0.5, 0.001], delimiter=",")
+    assert P.load_spike_samples(tmp_path / "gt.npy").tolist() == [10, 20, 30]
+    assert P.load_spike_samples(tmp_path / "gt.csv", FS, "seconds").tolist() == [30, 15_000]
+    with pytest.raises(InputError, match="probe file not found"):
+        P.open_recording("binary", mock.cell.npx_path, probe_path=tmp_path / "none.json")
+
+
+def test_open_recording_errors_name_the_path(tmp_path):
+    with pytest.raises(InputError, match="recording not found"):
+        P.open_recording("openephys", tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="openephys reader failed"):
+        P.open_recording("openephys", tmp_path / "empty")
+
+
+def test_summary_errors(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        P.read_summary(tmp_path / "none.xlsx")
+    shutil.copy(Path(__file__), tmp_path / "bad.xlsx")
+    with pytest.raises(InputError, match="not a readable Excel file"):
+        P.read_summary(tmp_path / "bad.xlsx")
