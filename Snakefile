@@ -13,6 +13,7 @@ include: "workflow/rules/spike_library.smk"
 include: "workflow/rules/plan.smk"
 include: "workflow/rules/synthesis.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/paired.smk"
 
 
 rule all:

@@ -40,6 +40,7 @@ wildcard_constraints:
     shard=r"\d{4}",
     region=r"\d+",
     iteration=r"\d+",
+    cell=r"[A-Za-z0-9_.-]+",
 
 
 def config_error(key, problem):
@@ -209,7 +210,7 @@ def mat_splits():
 
 def final_outputs():
     # Intermediate outputs are named too: Snakemake only notices a deleted file it targets.
-    outputs = []
+    outputs = paired_outputs()
     if CLIP_SOURCE == "raw":
         clip_inputs = library_clip_inputs()
         outputs += clip_inputs["clips"] + clip_inputs["clip_info"]
@@ -265,3 +266,91 @@ def check_inputs():
 
 
 check_inputs()
+
+
+# --------------------------------------------------------------------------- paired recordings
+PAIRED = config["paired"]
+PAIRED_WORK = "results/paired_work"
+
+
+def paired_cells():
+    return PAIRED["cells"] if PAIRED["enabled"] else []
+
+
+def spe1_paths():
+    """Recordings folder, channel map and summary of the SPE-1 layout (mock or real)."""
+    if PAIRED["source"] == "mock":
+        root = f"{DEMO}/spe1"
+        return {
+            "recordings": f"{root}/Recordings",
+            "chan_map": f"{root}/chanMap.mat",
+            "summary": f"{root}/Data Summary.xlsx",
+        }
+    return dict(PAIRED["spe1"])
+
+
+def paired_inputs(wildcards):
+    if PAIRED["source"] == "mock":
+        return {"spe1": f"{DEMO}/spe1"}
+    if PAIRED["source"] == "spe1":
+        paths = spe1_paths()
+        inputs = {
+            "cell": str(Path(paths["recordings"]) / wildcards.cell),
+            "chan_map": paths["chan_map"],
+        }
+        if paths["summary"]:
+            inputs["summary"] = paths["summary"]
+        return inputs
+    recording = PAIRED["recordings"][wildcards.cell]
+    inputs = {"recording": recording["path"]}
+    for key in ("probe", "spike_times"):
+        if recording.get(key):
+            inputs[key] = recording[key]
+    return inputs
+
+
+def paired_outputs():
+    outputs = []
+    for cell in paired_cells():
+        folder = f"results/paired/{cell}"
+        outputs += [
+            f"{folder}/train",
+            f"{folder}/test",
+            f"{folder}/dataset_dict.json",
+            f"{folder}/conversion_metadata.json",
+            f"{folder}/templates.npz",
+        ]
+    return outputs
+
+
+def check_paired_inputs():
+    if not PAIRED["enabled"]:
+        return
+    if not PAIRED["cells"]:
+        config_error("paired.cells", "list the cells to convert")
+    if PAIRED["source"] == "spe1":
+        for key in ("recordings", "chan_map"):
+            configured_file(f"paired.spe1.{key}")
+        if PAIRED["spe1"]["summary"]:
+            configured_file("paired.spe1.summary")
+        for cell in PAIRED["cells"]:
+            if not (Path(PAIRED["spe1"]["recordings"]) / cell).is_dir():
+                config_error(
+                    "paired.cells",
+                    f"no folder {cell} in {PAIRED['spe1']['recordings']}",
+                )
+    if PAIRED["source"] == "recordings":
+        for cell in PAIRED["cells"]:
+            if cell not in PAIRED["recordings"]:
+                config_error(
+                    "paired.cells", f"{cell} is not a key of paired.recordings"
+                )
+            for key in ("path", "probe", "spike_times"):
+                value = PAIRED["recordings"][cell].get(key)
+                if value and not Path(value).exists():
+                    config_error(
+                        f"paired.recordings.{cell}.{key}", f"not found: {value}"
+                    )
+
+
+check_paired_inputs()
