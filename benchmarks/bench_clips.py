@@ -43,7 +43,6 @@ for _var in (
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import scipy
 import scipy.io
-from benchlib import OtherLoad, cpu_model, loadavg, spread
+from benchlib import OtherLoad, cpu_model, loadavg, log, peak_rss_kb, spread
 
 from spikeforge.matio import load_mat
 from spikeforge.nmm import (
@@ -210,22 +209,6 @@ IMPLS = {"baseline": baseline_region, "spikeforge": spikeforge_region}
 
 
 # --------------------------------------------------------------------------------- helpers
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def peak_rss_kb() -> int:
-    """Peak RSS of this process's own address space (VmHWM; ru_maxrss would carry the
-    forked parent's size over execve)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def load_fwd() -> tuple[np.ndarray, str]:

@@ -64,7 +64,7 @@ import scipy.signal
 import spikeinterface
 import spikeinterface.core as sc
 import spikeinterface.preprocessing as spre
-from benchlib import OtherLoad, cpu_model, loadavg, spread
+from benchlib import OtherLoad, cpu_model, loadavg, log, peak_rss_kb, spread
 
 from spikeforge import paired
 
@@ -81,21 +81,6 @@ QUICK = {"window_s": 10.0, "rss_short_s": 10.0, "rss_long_s": 30.0, "reps": 2}
 # Seed constants.
 SEED_NPX_RATE = 30_000.0
 SEED_PATCH_RATE = 50_023.0
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def peak_rss_kb() -> int:
-    """Peak RSS of this process's own address space (VmHWM)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # ------------------------------------------------------------------------ workflow per cell
