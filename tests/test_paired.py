@@ -105,12 +105,27 @@ def chain(mock, tmp_path_factory):
     n_npx = recording.get_num_samples()
     start, end = P.analysis_window(n_npx, FS, SKIP_S, None)
     gt = P.ground_truth_spikes(files, n_npx, P.patch_rate(row), start, end)
-    saved, bad, info = P.preprocess(
-        recording, start, end, out / "preprocessed", {"num_random_chunks": BAD_CHUNKS}
+    result = P.convert(
+        recording,
+        start,
+        end,
+        gt.spike_rel,
+        out,
+        segment_s=SEGMENT_S,
+        train_fraction=0.8,
+        bad_channel_kwargs={"num_random_chunks": BAD_CHUNKS},
+        job_kwargs={"n_jobs": 2},
     )
-    template = P.peak_aligned_template(saved, gt.spike_rel, FS)
-    export = P.write_arrow_splits(
-        saved, gt.spike_rel, template.peak_channel, FS, out, SEGMENT_S, 0.8
+    template, bad, info = result.template, result.bad_channels, result.preprocess
+    # The two-stage route (traces saved, then converted without filtering) as the reference:
+    # the same chunks as the single pass.
+    saved, saved_bad, saved_info = P.preprocess(
+        recording,
+        start,
+        end,
+        out.parent / "preprocessed",
+        {"num_random_chunks": BAD_CHUNKS},
+        {"chunk_size": int(SEGMENT_S * FS)},
     )
     metadata = P.conversion_metadata(
         cell_id="m1",
@@ -120,7 +135,7 @@ def chain(mock, tmp_path_factory):
         spike_source=gt.spike_source,
         template_metadata=template.metadata,
         sampling_frequency=FS,
-        num_channels=saved.get_num_channels(),
+        num_channels=recording.get_num_channels(),
         peak_channel=template.peak_channel,
         gt_electrode_chan_idx=P.summary_channel(row),
         channel_locations=channel_map.locations,
@@ -149,8 +164,10 @@ def chain(mock, tmp_path_factory):
         saved=saved,
         bad=bad,
         info=info,
+        saved_bad=saved_bad,
+        saved_info=saved_info,
         template=template,
-        export=export,
+        export=result.export,
         hf_before=hf_before,
         summary_row=row,
     )
@@ -249,8 +266,9 @@ def test_preprocess_is_the_spikeinterface_chain_saved_once(mock, chain):
     import spikeinterface.core as sc
     import spikeinterface.preprocessing as spre
 
-    saved = sc.load(chain.out / "preprocessed")
-    assert saved.get_num_samples() == chain.end - chain.start
+    saved = sc.load(chain.out.parent / "preprocessed")
+    n = chain.end - chain.start
+    assert saved.get_num_samples() == n
     assert saved.get_dtype() == np.int16 and saved.is_filtered()
     np.testing.assert_array_equal(saved.get_channel_locations(), chain.channel_map.locations)
     np.testing.assert_array_equal(saved.get_channel_gains(), P.NPX_GAIN_UV)
@@ -265,9 +283,10 @@ def test_preprocess_is_the_spikeinterface_chain_saved_once(mock, chain):
         ref_channel_ids=list(chain.recording.channel_ids[connected]),
     )
     data = P.trace_array(saved)
-    for s0 in (0, 2 * int(FS)):  # same 1 s chunks as the pass: bit-identical
+    seg = int(SEGMENT_S * FS)
+    for s0 in (0, 2 * seg, 9 * seg):  # same chunks as the pass: bit-identical
         np.testing.assert_array_equal(
-            data[s0 : s0 + int(FS)], lazy.get_traces(start_frame=s0, end_frame=s0 + int(FS))
+            data[s0 : s0 + seg], lazy.get_traces(start_frame=s0, end_frame=min(s0 + seg, n))
         )
 
     # Bad channels: spikeinterface's detector with the same chunks gives the same labels; on
@@ -275,10 +294,61 @@ def test_preprocess_is_the_spikeinterface_chain_saved_once(mock, chain):
     ids, labels = spre.detect_bad_channels(
         bandpassed, num_random_chunks=BAD_CHUNKS, seed=0, job_kwargs={"progress_bar": False}
     )
-    assert chain.bad == sorted(int(i) for i in ids)
+    assert chain.bad == chain.saved_bad == sorted(int(i) for i in ids)
     assert chain.info["channel_labels"] == [str(x) for x in labels]
+    assert chain.saved_info["channel_labels"] == chain.info["channel_labels"]
     assert chain.bad == list(P.PHASE3A_REFERENCE_CHANNELS)
     assert chain.info["bad_channel_chunks"] == BAD_CHUNKS
+
+
+def test_single_pass_equals_saving_then_converting(chain, tmp_path):
+    """The pass that filters and exports at once writes the same files as converting the saved
+    traces, and its template equals the one read back from them."""
+    result = P.convert(
+        chain.saved,
+        0,
+        None,
+        chain.gt.spike_rel,
+        tmp_path / "two_stage",
+        segment_s=SEGMENT_S,
+        train_fraction=0.8,
+        preprocessed=True,
+    )
+    assert result.bad_channels == [] and result.preprocess == {}
+    for name in ("train", "test"):
+        ours = sorted(p.name for p in (chain.out / name).iterdir())
+        assert ours == sorted(p.name for p in (tmp_path / "two_stage" / name).iterdir())
+        for file_name in ours:
+            a = (chain.out / name / file_name).read_bytes()
+            assert a == (tmp_path / "two_stage" / name / file_name).read_bytes(), file_name
+    reference = P.peak_aligned_template(chain.saved, chain.gt.spike_rel, FS)
+    np.testing.assert_array_equal(chain.template.templates, reference.templates)
+    np.testing.assert_array_equal(result.template.templates, reference.templates)
+    assert chain.template.metadata == reference.metadata
+    assert chain.template.peak_channel == reference.peak_channel
+
+
+def test_fast_filter_is_spikeinterface_filter_on_float_and_int32_traces():
+    import spikeinterface.core as sc
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.int32):
+        values = rng.normal(2000.0, 300.0, size=(9000, 6))
+        rec = with_probe(sc.NumpyRecording(values.astype(dtype), 30_000.0))
+        plan = P._plan_pass(rec, 1000, 8000, {"method": None}, None, 0, 300.0, 3000.0)
+        ctx = {"filter": plan.filter_spec}
+        for a, b in ((0, 3000), (3000, 7000)):
+            np.testing.assert_array_equal(
+                P._bandpass_chunk(ctx, a, b), plan.bandpassed.get_traces(start_frame=a, end_frame=b)
+            )
+
+
+def with_probe(recording):
+    n = recording.get_num_channels()
+    recording.set_dummy_probe_from_locations(np.c_[np.zeros(n), np.arange(n) * 20.0])
+    recording.set_channel_gains(1.0)
+    recording.set_channel_offsets(0.0)
+    return recording
 
 
 def test_window_past_end_is_refused_and_writes_nothing(chain, tmp_path):
@@ -414,20 +484,28 @@ def test_arrow_splits_match_seed_layout(chain, tmp_path):
     assert str(table.schema.field("ctt").type) == "list<item: list<item: double>>"
 
 
-def test_arrow_splits_in_several_shards_keep_row_order(tmp_path, monkeypatch):
+def test_arrow_rows_keep_order_with_spikes_on_the_peak_channel(tmp_path):
+    import spikeinterface.core as sc
     from datasets import load_from_disk
 
     traces = np.arange(1000 * 3, dtype=np.int16).reshape(1000, 3)
-    monkeypatch.setattr(P, "_MAX_SHARD_BYTES", 500)  # 100-sample rows are 1,200 bytes
-    result = P.write_arrow_splits(traces, np.array([5, 150, 999]), 1, 1000.0, tmp_path, 0.1)
-    assert result["shards"] == {"train": 8, "test": 2}
+    recording = with_probe(sc.NumpyRecording(traces, 1000.0))
+    result = P.convert(
+        recording, 0, None, np.array([5, 150, 999]), tmp_path, segment_s=0.1, preprocessed=True
+    )
+    # Windows of 1 sample before, 2 after: spike 999 leaves the data; channel 2 is largest.
+    assert result.template.peak_channel == 2
+    np.testing.assert_array_equal(result.template.templates[0], (traces[4:7] + traces[149:152]) / 2)
+    assert result.template.metadata["n_out_of_bounds_discarded"] == 1
     dd = load_from_disk(str(tmp_path))
+    assert (len(dd["train"]), len(dd["test"])) == (8, 2)
     rows = list(dd["train"]) + list(dd["test"])
     assert [r["sample_id"] for r in rows] == [f"{s:010d}" for s in range(0, 1000, 100)]
     for k, row in enumerate(rows):
         np.testing.assert_array_equal(row["cp"], traces[k * 100 : (k + 1) * 100].T)
-    assert rows[0]["ctt"][1] == [5.0] and rows[1]["ctt"][1] == [50.0]
-    assert rows[9]["ctt"][1] == [99.0] and rows[9]["cit"][1] == [0]
+    assert rows[0]["ctt"] == [[], [], [5.0]] and rows[1]["ctt"] == [[], [], [50.0]]
+    assert rows[9]["ctt"] == [[], [], [99.0]] and rows[9]["cit"] == [[], [], [0]]
+    assert all(r["cit"] == [[], [], []] for r in rows[2:9])
 
 
 def test_no_huggingface_cache_in_home(chain):
@@ -437,9 +515,9 @@ def test_no_huggingface_cache_in_home(chain):
 
 
 def test_split_leaving_a_split_empty_writes_nothing(chain, tmp_path):
-    data = P.trace_array(chain.saved)[:45_000]  # 1.5 s: one 3 s segment
+    short = chain.saved.frame_slice(0, 45_000)  # 1.5 s: one 3 s segment
     with pytest.raises(InputError, match="train split empty"):
-        P.write_arrow_splits(data, chain.gt.spike_rel, 0, FS, tmp_path / "x", 3.0, 0.8)
+        P.convert(short, 0, None, chain.gt.spike_rel, tmp_path / "x", preprocessed=True)
     assert not (tmp_path / "x").exists()
 
 
@@ -587,14 +665,13 @@ def test_real_openephys_recording_through_the_chain(tmp_path, caplog):
     assert saved.get_num_samples() == 1000 and info["segments_left_out"] == [1]
     assert all(0 <= c < 384 for c in bad)
     spikes, channel = P.detect_peak_spikes(saved)
-    template = P.peak_aligned_template(saved, spikes, FS)
 
     # 33 ms cannot hold two 3 s segments: a clear error and nothing written ...
     with pytest.raises(InputError, match=r"at most 0\.01667 s"):
-        P.write_arrow_splits(saved, spikes, template.peak_channel, FS, tmp_path / "x", 3.0, 0.8)
+        P.convert(saved, 0, None, spikes, tmp_path / "x", preprocessed=True)
     assert not (tmp_path / "x").exists()
     # ... while 5 ms segments go through: 7 segments (the last 100 samples), 5 train, 2 test.
-    P.write_arrow_splits(saved, spikes, template.peak_channel, FS, tmp_path / "x", 0.005, 0.8)
+    P.convert(saved, 0, None, spikes, tmp_path / "x", segment_s=0.005, preprocessed=True)
     dd = load_from_disk(str(tmp_path / "x"))
     assert (len(dd["train"]), len(dd["test"])) == (5, 2)
     assert len(dd["test"][1]["cp"][0]) == 100

@@ -61,12 +61,11 @@ def test_deleted_cell_rebuilds_that_cell_only(paired_build):
     results = paired_build / "results"
     before = sha256_tree(results / "paired")
     shutil.rmtree(results / "paired" / "cell_b")
-    shutil.rmtree(results / "paired_work" / "cell_b")
     dry = snakemake(paired_build, PAIRED_TINY, "-n")
     assert dry.returncode == 0, succeeded(dry)
     counts = job_counts(dry.output)
-    assert counts == {"preprocess_cell": 1, "export_cell": 1, "all": 1}
-    assert planned_outputs(dry.output)["export_cell"][0].startswith("results/paired/cell_b/")
+    assert counts == {"convert_cell": 1, "all": 1}
+    assert planned_outputs(dry.output)["convert_cell"][0].startswith("results/paired/cell_b/")
     run = snakemake(paired_build, PAIRED_TINY)
     assert run.returncode == 0, succeeded(run)
     assert sha256_tree(results / "paired") == before
@@ -89,7 +88,8 @@ def test_bad_binary_size_is_a_clear_error(paired_build, tmp_path):
     workdir = tmp_path / "run"
     run = snakemake(workdir, config)
     assert_job_failure(
-        run, workdir, "results/paired_work/cell_a/spikes.npy", "logs/paired/preprocess_cell_a.log",
-        binary.name, "384",
+        run, workdir, "results/paired/cell_a/conversion_metadata.json",
+        "logs/paired/convert_cell_a.log", binary.name, "384",
     )  # fmt: skip
-    assert not (workdir / "results" / "paired_work" / "cell_a" / "preprocessed").exists()
+    folder = workdir / "results" / "paired" / "cell_a"
+    assert not folder.exists() or list(folder.iterdir()) == []

@@ -270,7 +270,6 @@ check_inputs()
 
 # --------------------------------------------------------------------------- paired recordings
 PAIRED = config["paired"]
-PAIRED_WORK = "results/paired_work"
 
 
 def paired_cells():

@@ -14,15 +14,17 @@ rule mock_spe1:
         "../scripts/mock_spe1.py"
 
 
-rule preprocess_cell:
+rule convert_cell:
     input:
         unpack(paired_inputs),
     output:
-        traces=directory(f"{PAIRED_WORK}/{{cell}}/preprocessed"),
-        spikes=f"{PAIRED_WORK}/{{cell}}/spikes.npy",
-        info=f"{PAIRED_WORK}/{{cell}}/preprocess.json",
+        train=directory("results/paired/{cell}/train"),
+        test=directory("results/paired/{cell}/test"),
+        dataset_dict="results/paired/{cell}/dataset_dict.json",
+        metadata="results/paired/{cell}/conversion_metadata.json",
+        templates="results/paired/{cell}/templates.npz",
     log:
-        "logs/paired/preprocess_{cell}.log",
+        "logs/paired/convert_{cell}.log",
     conda:
         "../../envs/spikeforge.yaml"
     threads: 2
@@ -33,26 +35,4 @@ rule preprocess_cell:
         ),
         version=SPIKEFORGE_VERSION,
     script:
-        "../scripts/preprocess_cell.py"
-
-
-rule export_cell:
-    input:
-        traces=f"{PAIRED_WORK}/{{cell}}/preprocessed",
-        spikes=f"{PAIRED_WORK}/{{cell}}/spikes.npy",
-        info=f"{PAIRED_WORK}/{{cell}}/preprocess.json",
-    output:
-        train=directory("results/paired/{cell}/train"),
-        test=directory("results/paired/{cell}/test"),
-        dataset_dict="results/paired/{cell}/dataset_dict.json",
-        metadata="results/paired/{cell}/conversion_metadata.json",
-        templates="results/paired/{cell}/templates.npz",
-    log:
-        "logs/paired/export_{cell}.log",
-    conda:
-        "../../envs/spikeforge.yaml"
-    params:
-        paired=PAIRED,
-        version=SPIKEFORGE_VERSION,
-    script:
-        "../scripts/export_cell.py"
+        "../scripts/convert_cell.py"
