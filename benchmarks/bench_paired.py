@@ -7,8 +7,9 @@ A mock SPE-1 cell (write_mock_spe1_cell: 384 channels, 30 kHz int16) with a 30 s
 window after a 10 s burn-in (--quick: 10 s window). Every figure is printed beside a baseline
 measured in the same run on the same files:
 
-1. workflow per cell: the calls of workflow/scripts/preprocess_cell.py + export_cell.py
-   (bad channels as the demo config: coherence+psd, 20 random chunks), n_jobs=2 and 1;
+1. workflow per cell: the calls of workflow/scripts/convert_cell.py (one streaming pass that
+   filters, references, labels bad channels as the demo config does: coherence+psd, 20
+   random chunks, sums the template and writes the Arrow files), n_jobs=2 and 1;
 2. seed algorithm (baseline): the seed converter's algorithm re-implemented here: lazy
    BinaryRecordingExtractor -> frame_slice -> bandpass 300-3000 Hz -> global median CMR,
    detect_bad_channels on the bandpassed chain (SpikeInterface defaults), one get_traces per
@@ -87,8 +88,7 @@ SEED_PATCH_RATE = 50_023.0
 
 
 def workflow_cell(root: Path, cell: str, window_s: float, out: Path, n_jobs: int) -> dict:
-    """preprocess_cell.py + export_cell.py for one SPE-1 cell, same calls in the same order."""
-    # preprocess_cell.py
+    """workflow/scripts/convert_cell.py for one SPE-1 cell, same calls in the same order."""
     files = paired.find_cell_files(root / "Recordings" / cell)
     n_npx = paired.check_npx_binary(files.npx_raw)
     channel_map = paired.read_channel_map(root / "chanMap.mat")
@@ -99,83 +99,51 @@ def workflow_cell(root: Path, cell: str, window_s: float, out: Path, n_jobs: int
     start, end = paired.analysis_window(n_npx, fs, SKIP_S, window_s)
     truth = paired.ground_truth_spikes(files, n_npx, rate, start, end)
     paired.plan_segments(end - start, fs, SEGMENT_S, TRAIN_FRACTION, recording.get_num_channels())
-    saved, bad, details = paired.preprocess(
+    export = out / "export"
+    result = paired.convert(
         recording,
         start,
         end,
-        out / "traces",
-        bad_channel_kwargs=BAD_CHANNELS,
-        job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False},
-    )
-    spikes = np.asarray(truth.spike_rel, np.int64)
-    np.save(out / "spikes.npy", spikes)
-    locations = recording.get_channel_locations()
-    info = {
-        "patch_sample_rate_hz": rate,
-        "gt_electrode_chan_idx": paired.summary_channel(row),
-        "spike_source": truth.spike_source,
-        "mode": "spe1_paired_recording",
-        "cell_id": cell,
-        "start_frame": int(start),
-        "end_frame": int(end),
-        "sampling_frequency": fs,
-        "bad_channel_ids": [int(b) for b in bad],
-        "channel_locations": locations.tolist(),
-        "n_spikes_total": int(len(spikes)),
-        "preprocess": details,
-    }
-    paired.write_json(out / "info.json", info)
-    del saved, recording
-
-    # export_cell.py
-    info = json.loads((out / "info.json").read_text())
-    traces = sc.load(out / "traces")
-    spikes = np.load(out / "spikes.npy")
-    fs = info["sampling_frequency"]
-    result = paired.peak_aligned_template(traces, spikes, fs, MS_BEFORE, MS_AFTER, MIN_SPIKES)
-    export = out / "export"
-    export.mkdir()
-    paired.write_arrow_splits(
-        traces,
-        spikes,
-        result.peak_channel,
-        fs,
+        truth.spike_rel,
         export,
         segment_s=SEGMENT_S,
         train_fraction=TRAIN_FRACTION,
+        ms_before=MS_BEFORE,
+        ms_after=MS_AFTER,
+        min_spikes=MIN_SPIKES,
+        bad_channel_kwargs=BAD_CHANNELS,
+        job_kwargs={"n_jobs": n_jobs},
     )
-    locations = np.asarray(info["channel_locations"], np.float32)
+    locations = np.asarray(recording.get_channel_locations(), np.float32)
+    details = result.preprocess
     metadata = paired.conversion_metadata(
-        cell_id=info["cell_id"],
+        cell_id=cell,
         skip_seconds=SKIP_S,
-        duration_s=(info["end_frame"] - info["start_frame"]) / fs,
-        patch_sample_rate_hz=info["patch_sample_rate_hz"],
-        spike_source=info["spike_source"],
-        template_metadata=result.metadata,
+        duration_s=(end - start) / fs,
+        patch_sample_rate_hz=rate,
+        spike_source=truth.spike_source,
+        template_metadata=result.template.metadata,
         sampling_frequency=fs,
-        num_channels=traces.get_num_channels(),
-        peak_channel=result.peak_channel,
-        gt_electrode_chan_idx=info["gt_electrode_chan_idx"],
+        num_channels=recording.get_num_channels(),
+        peak_channel=result.template.peak_channel,
+        gt_electrode_chan_idx=paired.summary_channel(row),
         channel_locations=locations,
-        bad_channel_ids=info["bad_channel_ids"],
-        n_spikes_total=info["n_spikes_total"],
+        bad_channel_ids=result.bad_channels,
+        n_spikes_total=int(len(truth.spike_rel)),
         segment_duration_s=SEGMENT_S,
         train_fraction=TRAIN_FRACTION,
-        mode=info["mode"],
+        mode=paired.SPE1_MODE,
+        extra={"preprocess": {k: v for k, v in details.items() if not k.startswith("seconds")}},
     )
     paired.write_json(export / "conversion_metadata.json", metadata)
+    nbefore, nafter = result.template.metadata["nbefore"], result.template.metadata["nafter"]
     paired.write_templates_npz(
-        export / "templates.npz",
-        result.templates,
-        fs,
-        locations,
-        result.metadata["nbefore"],
-        result.metadata["nafter"],
+        export / "templates.npz", result.template.templates, fs, locations, nbefore, nafter
     )
     return {
-        "peak_channel": int(result.peak_channel),
-        "n_spikes": int(len(spikes)),
-        "bad": info["bad_channel_ids"],
+        "peak_channel": int(result.template.peak_channel),
+        "n_spikes": int(len(truth.spike_rel)),
+        "bad": result.bad_channels,
     }
 
 

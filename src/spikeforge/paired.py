@@ -484,7 +484,7 @@ def read_patch(path: str | Path) -> np.ndarray:
 
 
 # Patch traces longer than this are detected chunk by chunk (same result, bounded memory).
-PATCH_CHUNK_SAMPLES = 1 << 22  # 84 s at 50 kHz
+PATCH_CHUNK_SAMPLES = 1 << 20  # 21 s at 50 kHz
 _PATCH_MARGIN_S = 0.1  # 20 periods of the 200 Hz high-pass: its transients are long gone
 
 
@@ -495,9 +495,10 @@ def detect_patch_spikes(
     threshold median - 12 * MAD * 1.4826 of the filtered trace, negative peaks at least 1 ms
     apart (scipy.signal.find_peaks on the negated trace). Returns int64 sample indices.
 
-    A trace longer than `chunk_samples` is filtered in overlapping chunks and its median and
-    MAD found exactly by histogram selection, so memory does not grow with its length; the
-    peaks are those of the whole-trace computation (tests compare the two).
+    A trace longer than `chunk_samples` is filtered once in overlapping chunks (read from the
+    file when `patch` is a memmap, so its pages are not kept mapped), kept in a temporary
+    file, and its median and MAD found exactly by histogram selection, so memory does not grow
+    with its length; the peaks are those of the whole-trace computation (tests compare the two).
     """
     sos = scipy.signal.butter(5, 200.0, btype="highpass", fs=fs, output="sos")
     distance = max(1, int(fs * 0.001))  # find_peaks needs at least one sample
@@ -511,34 +512,61 @@ def detect_patch_spikes(
         return peaks.astype(np.int64)
 
     margin = int(_PATCH_MARGIN_S * fs)
-
-    def chunks() -> Iterator[tuple[int, np.ndarray, int, int]]:
-        """(core start, chunk filtered with its margins, core offset in it, core length)."""
+    # The filtered trace is computed once, chunk by chunk (each with margins of real data),
+    # and kept in a temporary file that the median passes and the peak search read back.
+    with tempfile.TemporaryFile() as cache:
         for a in range(0, n, chunk_samples):
             b = min(a + chunk_samples, n)
             lo, hi = max(0, a - margin), min(n, b + margin)
-            filtered = scipy.signal.sosfiltfilt(sos, np.asarray(patch[lo:hi], dtype=np.float64))
-            yield a, filtered, a - lo, b - a
+            filtered = scipy.signal.sosfiltfilt(sos, _patch_slice(patch, lo, hi))
+            cache.write(np.ascontiguousarray(filtered[a - lo : b - lo]).data)
+        del filtered
 
-    def cores() -> Iterator[np.ndarray]:
-        for _, filtered, at, length in chunks():
-            yield filtered[at : at + length]
+        def read(lo: int, hi: int) -> np.ndarray:
+            values = np.empty(hi - lo, dtype=np.float64)
+            cache.seek(lo * 8)
+            if cache.readinto(memoryview(values).cast("B")) != values.nbytes:
+                raise OSError("patch filter cache is shorter than the trace")
+            return values
 
-    centre = _median_streamed(cores, n)
-    spread = 1.4826 * _median_streamed(lambda: (np.abs(c - centre) for c in cores()), n)
-    threshold = centre - 12.0 * spread
-    # Candidates as find_peaks finds them (local maxima of -x at or above the height), chunk by
-    # chunk (the margins give maxima at a core's edge their neighbours), then find_peaks'
-    # distance rule once over all of them.
-    peaks, heights = [], []
-    for a, filtered, at, length in chunks():
-        local, props = scipy.signal.find_peaks(-filtered, height=-threshold)
-        core = (local >= at) & (local < at + length)
-        peaks.append(local[core] - at + a)
-        heights.append(props["peak_heights"][core])
+        def cores() -> Iterator[np.ndarray]:
+            for a in range(0, n, chunk_samples):
+                yield read(a, min(a + chunk_samples, n))
+
+        centre = _median_streamed(cores, n)
+        spread = 1.4826 * _median_streamed(lambda: (np.abs(c - centre) for c in cores()), n)
+        threshold = centre - 12.0 * spread
+        # Candidates as find_peaks finds them (local maxima of -x at or above the height),
+        # chunk by chunk (the neighbouring samples give maxima at a chunk's edge their
+        # neighbours), then find_peaks' distance rule once over all of them.
+        peaks, heights = [], []
+        for a in range(0, n, chunk_samples):
+            b = min(a + chunk_samples, n)
+            lo, hi = max(0, a - margin), min(n, b + margin)
+            local, props = scipy.signal.find_peaks(-read(lo, hi), height=-threshold)
+            core = (local >= a - lo) & (local < b - lo)
+            peaks.append(local[core] + lo)
+            heights.append(props["peak_heights"][core])
     all_peaks = np.concatenate(peaks).astype(np.int64)
     keep = _keep_by_distance(all_peaks, np.concatenate(heights), distance)
     return all_peaks[keep]
+
+
+def _patch_slice(patch: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """patch[lo:hi] as float64. A whole-file memmap (read_patch's) is read rather than
+    indexed: mapped pages would stay resident, and grow with the trace."""
+    whole_file = (
+        isinstance(patch, np.memmap)
+        and patch.filename is not None
+        and patch.ndim == 1
+        and patch.offset == 0
+        and os.path.getsize(patch.filename) == patch.nbytes
+    )
+    if whole_file:
+        itemsize = patch.dtype.itemsize
+        values = np.fromfile(patch.filename, patch.dtype, count=hi - lo, offset=lo * itemsize)
+        return values.astype(np.float64, copy=False)
+    return np.asarray(patch[lo:hi], dtype=np.float64)
 
 
 def _keep_by_distance(peaks: np.ndarray, priority: np.ndarray, distance: int) -> np.ndarray:
