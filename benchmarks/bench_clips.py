@@ -16,7 +16,8 @@ the same run on the same files:
 2. spikeforge: `process_region` (two streamed passes over the chunks);
 3. peak RSS (VmHWM) of a fresh subprocess running either on a short and on the full
    recording (the short one is the first chunks of the full one), beside the floor (imports
-   and leadfield, nothing processed);
+   and leadfield, nothing processed); spikeforge writes each clip's .mat as it is finished,
+   as the extract_clips rule does;
 4. TVB (if importable): simulated seconds per wall second of `simulate_region` on the
    998-region connectivity, extrapolated to DeepSIF's full set.
 
@@ -41,6 +42,7 @@ for _var in (
     os.environ[_var] = "1"
 
 import argparse
+import itertools
 import json
 import platform
 import subprocess
@@ -54,7 +56,7 @@ import scipy
 import scipy.io
 from benchlib import OtherLoad, cpu_model, loadavg, log, peak_rss_kb, spread
 
-from spikeforge.matio import load_mat
+from spikeforge.matio import load_mat, save_mat
 from spikeforge.nmm import (
     Detection,
     Preprocessing,
@@ -292,7 +294,17 @@ def rss_child(spec_json: str) -> None:
     spec = json.loads(spec_json)
     fwd, _ = load_fwd()
     n_clips = 0
-    if spec["impl"] != "none":
+    if spec["impl"] == "spikeforge":
+        # As the extract_clips rule runs it: each clip written to its .mat file when finished.
+        with tempfile.TemporaryDirectory() as out:
+            count = itertools.count(1)
+            result = process_region(
+                Path(spec["raw_dir"]), REGION, [ITERATION], fwd,
+                Preprocessing(fsaverage_remap=True), Detection(),
+                on_clip=lambda clip: save_mat(Path(out) / f"nmm_{next(count)}.mat", {"data": clip}),
+            )  # fmt: skip
+            n_clips = len(result.peak_time)
+    elif spec["impl"] != "none":
         n_clips = len(IMPLS[spec["impl"]](Path(spec["raw_dir"]), REGION, ITERATION, fwd)["clips"])
     print(json.dumps({"maxrss_kb": peak_rss_kb(), "clips": n_clips}))
 

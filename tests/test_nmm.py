@@ -224,3 +224,32 @@ def test_process_region_writes_numbered_clips(tmp_path):
         assert int(np.argmax(clip[:, 1])) + start in (1250, 3700)
     with pytest.raises(InputError, match="raw data has 5 regions, the leadfield 6"):
         process_region(tmp_path, 1, [0], np.ones((8, 6)), Preprocessing(), DET)
+
+
+def test_streamed_clips_equal_an_in_memory_extraction(tmp_path):
+    """process_region (two passes, clips staged on disk, handed to on_clip one by one) against
+    the same steps on the whole decimated recording held in memory."""
+    fwd = np.random.default_rng(7).standard_normal((8, 5))
+    raw = np.repeat(constructed(seed=2), 4, axis=0)  # 2 kHz
+    raw = np.concatenate([np.full((1000, 5), 2.0), raw])
+    write_raw(tmp_path, 1, 0, raw, 777)  # chunks far shorter than a clip
+    prep = Preprocessing()
+    received = []
+    result = process_region(tmp_path, 1, [0], fwd, prep, DET, on_clip=received.append)
+    assert result.clips == [] and len(received) == 2
+
+    x = preprocess(raw.astype(np.float32), prep).astype(np.float64)
+    finder = PeakFinder(DET.threshold_mv)
+    finder.feed(x)
+    times, chans = keep_separated(*finder.peaks(), x.shape[0], DET)
+    peaks = select_region_peaks(times, chans, 1, DET)
+    offsets = np.arange(DET.alpha_window[0], DET.alpha_window[1] + 1)
+    rows = np.clip((peaks[:, None] + offsets).ravel(), 0, x.shape[0] - 1)
+    alpha = spike_alpha(x[rows], x.mean(axis=0), x[rows, 1], fwd, 1, DET.target_snr_db)
+    scaled = rescale_trace(x[:, 1], peaks, alpha)
+    assert result.alpha == pytest.approx([alpha] * 2, rel=1e-12)
+    for clip, start in zip(received, result.clip_start, strict=True):
+        expected = x[start : start + 500].copy()
+        expected[:, 1] = scaled[start : start + 500]
+        assert clip.dtype == np.float32
+        np.testing.assert_allclose(clip, expected.astype(np.float32), rtol=1e-6, atol=1e-6)

@@ -5,14 +5,16 @@ Raw layout (DeepSIF's TVB output): raw_nmm/a{r}/mean_iter_{m}_a_iter_{r}_{k}.mat
 
 Two passes over the chunks keep memory independent of the recording length: the first
 decimates, finds every peak and accumulates column means (and keeps the spiking region's own
-trace); the second gathers only the rows that the scale factor and the clips need.
+trace); the second accumulates the scale factor's noise power and stages the clips' rows in a
+temporary file, from which the clips are finished one at a time.
 All indices here are 0-based; deepsif.md's 1-based rules are converted where they are applied.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,13 +238,23 @@ def spike_alpha(
     means: every region's mean over the whole recording (the centring of both powers).
     Ps is the sensor power of region `region` alone, Pn that of every other region.
     """
-    x_r = region_trace_rows - means[region]
-    gain = fwd[:, region]
-    ps = float(gain @ gain) * float(x_r @ x_r) / x_r.size
     others = np.ones(fwd.shape[1], bool)
     others[region] = False
     noise = (rows[:, others] - means[others]) @ fwd[:, others].T
     pn = float(np.sum(noise**2)) / rows.shape[0]
+    return _alpha(_signal_power(region_trace_rows, means, fwd, region), pn, region, target_snr_db)
+
+
+def _signal_power(
+    region_trace_rows: np.ndarray, means: np.ndarray, fwd: np.ndarray, region: int
+) -> float:
+    """Ps: mean sensor power of region `region` alone over the given rows."""
+    x_r = region_trace_rows - means[region]
+    gain = fwd[:, region]
+    return float(gain @ gain) * float(x_r @ x_r) / x_r.size
+
+
+def _alpha(ps: float, pn: float, region: int, target_snr_db: float) -> float:
     if ps <= 0:
         raise ValueError(f"region {region} has no signal power around its peaks")
     return float(np.sqrt(10 ** (target_snr_db / 10) * pn / ps))
@@ -279,7 +291,8 @@ def rescale_trace(trace: np.ndarray, peaks: np.ndarray, alpha: float) -> np.ndar
 
 @dataclass
 class RegionClips:
-    """Clips of one spiking region with their provenance."""
+    """Clips of one spiking region with their provenance (clips only when no on_clip sink was
+    given to process_region)."""
 
     clips: list[np.ndarray]  # each 500 x R float32
     iteration: list[int]
@@ -289,18 +302,39 @@ class RegionClips:
     messages: list[str]
 
 
-def gather_rows(paths: list[Path], prep: Preprocessing, wanted: np.ndarray) -> np.ndarray:
-    """Pass 2: the preprocessed rows `wanted` (sorted, unique), all regions."""
-    parts = []
-    offset = 0
-    for chunk in decimated_chunks(paths, prep):
-        lo = np.searchsorted(wanted, offset)
-        hi = np.searchsorted(wanted, offset + chunk.shape[0])
-        if hi > lo:
-            parts.append(chunk[wanted[lo:hi] - offset])
-        offset += chunk.shape[0]
-    width = parts[0].shape[1] if parts else 0
-    return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+class _ClipStage:
+    """The unscaled rows of an iteration's clips, written as pass 2 reads them, to a temporary
+    file ([clip, 500, regions] float32): the clips are finished only once the scale factor,
+    which needs the whole pass, is known, and holding them in memory would grow with their
+    number."""
+
+    def __init__(self, starts: np.ndarray, width: int) -> None:
+        self.starts = starts
+        self.ends = starts + CLIP_SAMPLES
+        self.row_bytes = width * 4
+        self.width = width
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+
+    def feed(self, chunk: np.ndarray, offset: int) -> None:
+        end = offset + chunk.shape[0]
+        first = int(np.searchsorted(self.ends, offset, side="right"))
+        last = int(np.searchsorted(self.starts, end, side="left"))
+        for i in range(first, last):
+            a, b = max(int(self.starts[i]), offset), min(int(self.ends[i]), end)
+            rows = np.ascontiguousarray(chunk[a - offset : b - offset], dtype=np.float32)
+            position = (i * CLIP_SAMPLES + a - int(self.starts[i])) * self.row_bytes
+            self.file.seek(position)
+            self.file.write(rows.data)
+
+    def clip(self, i: int) -> np.ndarray:
+        out = np.empty((CLIP_SAMPLES, self.width), dtype=np.float32)
+        self.file.seek(i * CLIP_SAMPLES * self.row_bytes)
+        if self.file.readinto(memoryview(out).cast("B")) != out.nbytes:
+            raise OSError("clip staging file is shorter than its clips")
+        return out
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def process_region(
@@ -310,10 +344,18 @@ def process_region(
     fwd: np.ndarray,
     prep: Preprocessing,
     det: Detection,
+    on_clip: Callable[[np.ndarray], None] | None = None,
 ) -> RegionClips:
-    """Raw chunks of every iteration of one spiking region -> its rescaled clips."""
+    """Raw chunks of every iteration of one spiking region -> its rescaled clips.
+
+    Each finished clip (500 x R float32) goes to `on_clip` in order and is not kept; without
+    `on_clip` the clips are collected in the result's `clips`. Memory does not grow with the
+    recording's length or its number of clips, apart from the spiking region's own trace.
+    """
     out = RegionClips([], [], [], [], [], [])
     n_regions = fwd.shape[1]
+    others = np.ones(n_regions, bool)
+    others[region] = False
     for iteration in iterations:
         paths = raw_chunk_paths(raw_dir, region, iteration)
         n_raw, width = raw_shape(paths)
@@ -349,26 +391,38 @@ def process_region(
                 f"region {region} iteration {iteration}: {np.sum(~fits)} peak(s) whose clip "
                 "would run past the end of the recording were skipped"
             )
-        clip_rows = (starts[fits][:, None] + np.arange(CLIP_SAMPLES)).ravel()
-        wanted = np.unique(np.concatenate([alpha_rows, clip_rows]))
-        rows = gather_rows(paths, prep, wanted)
-        alpha = spike_alpha(
-            rows[np.searchsorted(wanted, alpha_rows)],
-            means,
-            trace[alpha_rows],
-            fwd,
-            region,
-            det.target_snr_db,
-        )
-        scaled = rescale_trace(trace, peaks, alpha)
-        for t, s in zip(peaks[fits], starts[fits], strict=True):
-            clip = rows[np.searchsorted(wanted, np.arange(s, s + CLIP_SAMPLES))].copy()
-            clip[:, region] = scaled[s : s + CLIP_SAMPLES]
-            out.clips.append(clip.astype(np.float32))
-            out.iteration.append(iteration)
-            out.peak_time.append(int(t))
-            out.clip_start.append(int(s))
-            out.alpha.append(alpha)
+
+        # Pass 2: the noise power over the alpha rows (each counted as often as the windows
+        # hold it) and the clips' rows, chunk by chunk.
+        unique_rows, counts = np.unique(alpha_rows, return_counts=True)
+        noise_sum = 0.0
+        stage = _ClipStage(starts[fits], width=n_regions)
+        try:
+            offset = 0
+            for chunk in decimated_chunks(paths, prep):
+                lo, hi = np.searchsorted(unique_rows, [offset, offset + chunk.shape[0]])
+                if hi > lo:
+                    rows = chunk[unique_rows[lo:hi] - offset]
+                    noise = (rows[:, others] - means[others]) @ fwd[:, others].T
+                    noise_sum += float(np.sum(counts[lo:hi, None] * noise**2))
+                stage.feed(chunk, offset)
+                offset += chunk.shape[0]
+            ps = _signal_power(trace[alpha_rows], means, fwd, region)
+            alpha = _alpha(ps, noise_sum / alpha_rows.size, region, det.target_snr_db)
+            scaled = rescale_trace(trace, peaks, alpha)
+            for i, (t, s) in enumerate(zip(peaks[fits], starts[fits], strict=True)):
+                clip = stage.clip(i)
+                clip[:, region] = scaled[s : s + CLIP_SAMPLES]
+                if on_clip is None:
+                    out.clips.append(clip)
+                else:
+                    on_clip(clip)
+                out.iteration.append(iteration)
+                out.peak_time.append(int(t))
+                out.clip_start.append(int(s))
+                out.alpha.append(alpha)
+        finally:
+            stage.close()
     return out
 
 

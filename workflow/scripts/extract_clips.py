@@ -20,27 +20,31 @@ def main(sm):
         threshold_mv=sm.params.detection["threshold_mv"],
         target_snr_db=sm.params.detection["target_snr_db"],
     )
-    result = process_region(
-        sm.params.raw_folder, region, sm.params.iterations, fwd,
-        Preprocessing(**sm.params.preprocessing), detection,
-    )  # fmt: skip
+    with atomic_directory(sm.output.clips) as staging:
+        written = []
+
+        def save_clip(clip):
+            # j counts from 1 and continues across iterations, as DeepSIF numbers its clips.
+            written.append(len(written) + 1)
+            save_mat(staging / f"nmm_{written[-1]}.mat", {"data": clip})
+
+        result = process_region(
+            sm.params.raw_folder, region, sm.params.iterations, fwd,
+            Preprocessing(**sm.params.preprocessing), detection, on_clip=save_clip,
+        )  # fmt: skip
     for message in result.messages:
         logging.warning(message)
         print(f"spikeforge: warning: {message}", file=sys.stderr)
-    clips = []
-    with atomic_directory(sm.output.clips) as staging:
-        # j counts from 1 and continues across iterations, as DeepSIF numbers its clips.
-        for j, clip in enumerate(result.clips, start=1):
-            save_mat(staging / f"nmm_{j}.mat", {"data": clip})
-            clips.append(
-                {
-                    "j": j,
-                    "iteration": result.iteration[j - 1],
-                    "peak_time": result.peak_time[j - 1],
-                    "clip_start": result.clip_start[j - 1],
-                    "alpha": result.alpha[j - 1],
-                }
-            )
+    clips = [
+        {
+            "j": j,
+            "iteration": result.iteration[j - 1],
+            "peak_time": result.peak_time[j - 1],
+            "clip_start": result.clip_start[j - 1],
+            "alpha": result.alpha[j - 1],
+        }
+        for j in written
+    ]
     info = {"region": region, "clips": clips, "messages": result.messages}
     with atomic_path(sm.output.info, suffix=".json") as tmp:
         tmp.write_text(json.dumps(info, indent=1))
