@@ -460,12 +460,18 @@ def main() -> None:
     for impl in ("baseline", "spikeforge"):
         (r_short, c_short), (r_full, c_full) = rss[impl, "short"], rss[impl, "full"]
         growth = r_full - r_short
-        out_growth = (c_full - c_short) * clip_mb
+        if impl == "baseline":
+            out_growth = (c_full - c_short) * clip_mb
+            detail = (
+                f"the clips returned grow {c_short} -> {c_full}, {out_growth:+.0f} MB; the rest "
+                f"{growth - out_growth:+.0f} MB"
+            )
+        else:
+            detail = f"{c_short} -> {c_full} clips, each written to its file when finished"
         log(
             f"memory {impl}: {short_s:.0f} s -> {full_s:.0f} s recording "
-            f"{r_short:.0f} -> {r_full:.0f} MB ({growth:+.0f} MB; the clips returned grow "
-            f"{c_short} -> {c_full}, {out_growth:+.0f} MB; the rest {growth - out_growth:+.0f} "
-            f"MB); floor (imports + leadfield) {floor:.0f} MB"
+            f"{r_short:.0f} -> {r_full:.0f} MB ({growth:+.0f} MB; {detail}); "
+            f"floor (imports + leadfield) {floor:.0f} MB"
         )
     clip_hours = FULL_SET_RUNS * sf_s / 3600 * (FULL_SET_SECONDS / sim_s)
     log(
