@@ -1202,8 +1202,8 @@ def _plan_pass(
     if n_window < 2 * margin:
         log.warning(
             "analysis window is %d samples (%.1f ms), shorter than twice the filter margin "
-            "(2 x %d samples): processed in one chunk; filter edge effects reach most of it "
-            "where it touches the recording's ends",
+            "(2 x %d samples): filter edge effects reach most of it where it touches the "
+            "recording's ends",
             n_window,
             n_window / fs * 1000,
             margin,
@@ -1378,8 +1378,8 @@ def preprocess(
 
     Short recordings: a segment shorter than the filter's minimum (sosfiltfilt's padding,
     about 34 samples) is an InputError; a window shorter than twice the filter margin (5 periods
-    of freq_min, i.e. 2 x 500 samples at 30 kHz) is processed in one chunk with a warning, since
-    filter edge effects then reach most of it when the window touches the recording's ends.
+    of freq_min, i.e. 2 x 500 samples at 30 kHz) is processed with a warning, since filter edge
+    effects then reach most of it when the window touches the recording's ends.
     A window past the end is an InputError; one running past the end is cut with a warning.
 
     Returns (saved recording, bad channel indices, info); nothing is left in `folder` on error.
