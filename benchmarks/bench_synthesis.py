@@ -46,7 +46,6 @@ import multiprocessing
 import platform
 import pstats
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -56,15 +55,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from benchlib import OtherLoad, cpu_model, loadavg, spread
+from benchlib import OtherLoad, cpu_model, loadavg, log, peak_rss_kb, spread
 
 from spikeforge.anatomy import load_anatomy, read_anatomy, write_anatomy
-from spikeforge.eeg_export import write_hdf5_shard
+from spikeforge.eeg_export import synthesize_shard
 from spikeforge.matio import save_mat
 from spikeforge.plan import PATCH_WIDTH, Plan, PlanConfig, generate_plan, read_plan, write_plan
 from spikeforge.seeding import STREAM_MOCK, STREAM_NOISE, rng_for, split_code
 from spikeforge.spike_library import Library, build_library, mock_clip
-from spikeforge.synthesis import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 ANATOMY_DIR = REPO.parent / "shared" / "data" / "deepsif" / "anatomy"
@@ -157,25 +155,17 @@ def baseline_job(fwd, library, plan, first_index, seed, split, out_path, add_noi
 def spikeforge_job(
     fwd, library, plan, first_index, seed, split, out_path, add_noise=True, compression="none"
 ):
-    blocks = synthesize(
-        fwd, library, plan, first_index, seed, split, add_noise=add_noise, label_pad=LABEL_PAD
-    )
-    write_hdf5_shard(
+    """What the synthesize_shard rule runs."""
+    synthesize_shard(
         out_path,
-        blocks,
-        plan.n_samples,
-        library.n_time,
-        fwd.shape[0],
-        plan.n_sources,
-        attrs={
-            "n_regions": fwd.shape[1],
-            "n_channels": fwd.shape[0],
-            "split": split,
-            "seed": seed,
-            "noise": add_noise,
-            "label_pad": LABEL_PAD,
-            "first_index": first_index,
-        },
+        fwd,
+        library,
+        plan,
+        first_index,
+        seed,
+        split,
+        add_noise=add_noise,
+        label_pad=LABEL_PAD,
         compression=compression,
     )
 
@@ -228,10 +218,6 @@ def _warm(_: int) -> int:
 
 
 # --------------------------------------------------------------------------------- helpers
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def best_of(reps: int, fn) -> tuple[float, list[float]]:
@@ -551,21 +537,6 @@ def profile_spikeforge(inp, tmp, top=15) -> str:
 
 
 # ------------------------------------------------------------------------------------- main
-
-
-def peak_rss_kb() -> int:
-    """Peak RSS of this process's own address space (VmHWM).
-
-    ru_maxrss is not used: Linux carries it over execve from the forked parent, so a child
-    of this (large) benchmark process would report the parent's size.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def rss_child(spec_json: str) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spikeforge.eeg_export import EEGShard, write_hdf5_shard, write_mat_samples
+from spikeforge.eeg_export import EEGShard, synthesize_shard, write_hdf5_shard, write_mat_samples
 from spikeforge.spike_library import Library
 from spikeforge.synthesis import add_white_noise, noise_rng, synthesize
 
@@ -170,3 +170,22 @@ def test_rewritten_shard_is_byte_identical(real_anatomy, real_library, real_plan
             write_hdf5_shard(tmp_path / name, blocks, 48, 500, 75, 2, {"n_regions": 994})
         digests.append((tmp_path / name).read_bytes())
     assert digests[0] == digests[1]
+
+
+def test_synthesize_shard_is_synthesis_streamed_into_a_shard(
+    real_anatomy, real_library, real_plan, tmp_path
+):
+    fwd = real_anatomy.leadfield
+    with Library(real_library) as library:
+        blocks = synthesize(fwd, library, real_plan, 5, 11, "test", label_pad=-3)
+        write_hdf5_shard(tmp_path / "direct.h5", blocks, 48, 500, 75, 2, {})
+        for name in ("a.h5", "b.h5"):
+            synthesize_shard(tmp_path / name, fwd, library, real_plan, 5, 11, "test", label_pad=-3)
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    with h5py.File(tmp_path / "direct.h5") as direct, h5py.File(tmp_path / "a.h5") as shard:
+        for key in direct:
+            np.testing.assert_array_equal(shard[key][()], direct[key][()])
+        assert dict(shard.attrs) == {
+            "n_regions": 994, "n_channels": 75, "split": "test", "seed": 11, "noise": True,
+            "label_pad": -3, "first_index": 5,
+        }  # fmt: skip

@@ -22,7 +22,8 @@ import numpy as np
 
 from spikeforge.matio import atomic_path, save_mat
 from spikeforge.plan import DEEPSIF_PAD, PATCH_WIDTH, Plan
-from spikeforge.synthesis import SampleBlock
+from spikeforge.spike_library import Library
+from spikeforge.synthesis import SampleBlock, synthesize
 
 
 def _compression_args(compression: str, level: int) -> dict[str, Any]:
@@ -94,6 +95,46 @@ def write_hdf5_shard(
             raise RuntimeError(f"shard expected {n_samples} samples, got {done}")
         for key, value in attrs.items():
             out.attrs[key] = value
+
+
+def synthesize_shard(
+    path: str | Path,
+    fwd: np.ndarray,
+    library: Library,
+    plan: Plan,
+    first_index: int,
+    seed: int,
+    split: str,
+    add_noise: bool = True,
+    label_pad: int = -1,
+    compression: str = "none",
+    level: int = 1,
+) -> None:
+    """Synthesise plan rows 0..N-1 as samples first_index.. and stream them into one HDF5
+    shard, with the attributes that describe how it was made."""
+    blocks = synthesize(
+        fwd, library, plan, first_index, seed, split, add_noise=add_noise, label_pad=label_pad
+    )
+    attrs = {
+        "n_regions": fwd.shape[1],
+        "n_channels": fwd.shape[0],
+        "split": split,
+        "seed": seed,
+        "noise": add_noise,
+        "label_pad": label_pad,
+        "first_index": first_index,
+    }
+    write_hdf5_shard(
+        path,
+        blocks,
+        plan.n_samples,
+        library.n_time,
+        fwd.shape[0],
+        plan.n_sources,
+        attrs=attrs,
+        compression=compression,
+        level=level,
+    )
 
 
 class EEGShard:
