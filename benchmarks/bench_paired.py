@@ -27,16 +27,9 @@ before). Other processes may share the machine: the cores they kept busy are pri
 # ruff: noqa: E402  (the thread settings below must precede the numpy import)
 import os
 
-for _var in (
-    "OPENBLAS_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-):
-    os.environ[_var] = "1"
+from benchlib import one_blas_thread
+
+one_blas_thread()  # before numpy is imported
 
 import atexit
 import shutil

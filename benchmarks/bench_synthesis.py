@@ -25,18 +25,9 @@ may share the machine.
 # ruff: noqa: E402  (the thread settings below must precede the numpy import)
 import os
 
-# One BLAS thread per process, set before numpy is imported. The per-sample matmuls are small
-# (75 x |patch| x 500), where threading costs more than it saves, and the workflow runs one
-# job per core (`snakemake --cores 2` starts two shard jobs), so threads would only compete.
-for _var in (
-    "OPENBLAS_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-):
-    os.environ[_var] = "1"
+from benchlib import one_blas_thread
+
+one_blas_thread()  # before numpy is imported
 
 import argparse
 import cProfile

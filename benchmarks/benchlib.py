@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: timing spreads and machine facts."""
+"""Helpers shared by the benchmark scripts: thread settings, timing spreads and machine
+facts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,23 @@ import platform
 import resource
 import time
 from pathlib import Path
+
+BLAS_THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+def one_blas_thread() -> None:
+    """One BLAS thread per process, as the workflow's jobs run (one job per core, so threads
+    would only compete). Call it before numpy is imported."""
+    for variable in BLAS_THREAD_VARIABLES:
+        os.environ[variable] = "1"
 
 
 def spread(times: list[float]) -> str:

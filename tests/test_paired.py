@@ -545,23 +545,7 @@ def test_metadata_and_npz_keys_match_seed(chain):
 
 
 def test_metadata_without_summary_location():
-    meta = P.conversion_metadata(
-        cell_id="x",
-        skip_seconds=10,
-        duration_s=300,
-        patch_sample_rate_hz=None,
-        spike_source="peaks",
-        template_metadata={"n_spikes_used": 3},
-        sampling_frequency=FS,
-        num_channels=4,
-        peak_channel=1,
-        gt_electrode_chan_idx=None,
-        channel_locations=np.zeros((4, 2)),
-        bad_channel_ids=[],
-        n_spikes_total=3,
-        segment_duration_s=3.0,
-        train_fraction=0.8,
-    )
+    meta = P.conversion_metadata(**_minimal_meta())
     assert meta["unit_locations_um"] is None and meta["gt_electrode_chan_idx"] is None
     with pytest.raises(ValueError, match="replace"):
         P.conversion_metadata(**{**_minimal_meta(), "extra": {"num_units": 2}})
