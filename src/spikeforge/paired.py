@@ -865,8 +865,6 @@ def _bandpass_chunk(ctx: dict[str, Any], start: int, end: int) -> np.ndarray:
     left = min(margin, a)
     right = min(margin, filt["n_total"] - b)
     raw = filt["recording"].get_traces(segment_index=0, start_frame=a - left, end_frame=b + right)
-    if raw.dtype.kind == "u":  # as spikeinterface: unsigned traces are filtered as float32
-        raw = raw.astype(np.float32)
     n_rows, n_channels = raw.shape
     by_channel = np.empty((n_channels, n_rows), dtype=raw.dtype)
     for r0 in range(0, n_rows, _BLOCK_ROWS):
