@@ -1,22 +1,54 @@
+# spikeforge: electrophysiology and neural-mass simulations to ML-ready datasets.
+#
+#   snakemake --cores 2                          the embedded demo (config/config.yaml)
+#   snakemake --cores 2 --configfile my.yaml     a run defined by my.yaml alone
+#
+# A run writes under its run_dir (default: the folder snakemake runs in):
+#
+#   results/run.json                             the config this folder belongs to
+#   results/anatomy/anatomy.h5                   eeg: validated head model
+#   results/raw_nmm/a{r}/mean_iter_{m}_a_iter_{r}_{k}.mat      eeg: TVB recordings (raw.source tvb)
+#   results/nmm_spikes/a{r}/nmm_{j}.mat          eeg: clips extracted per spiking region
+#   results/nmm_spikes/clip_info/a{r}.json       eeg: their provenance
+#   results/spike_library/library.h5             eeg: every clip once, with its projection
+#   results/plan/{split}.h5                      eeg: sources, patches, scales, SNRs
+#   results/{split}/hdf5/shard_{k}.h5            eeg: synthesised samples
+#   results/{split}/hdf5/index.json              eeg: the split's shards, in sample order
+#   results/{split}/mat/shard_{k}/sample_{i}.mat eeg: per-sample MAT layout
+#   results/deepsif/{split}_sample_*.{mat,h5}    eeg: DeepSIF's loader format
+#   results/paired/{cell}/                       paired: train/, test/, metadata, templates
+#   resources/demo/...                           generated inputs (demo head model, mocks)
+#   logs/{chain step}/...                        one log per job
 from snakemake.utils import min_version
+from spikeforge.workflow.config import DEMO_CONFIG
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+if not workflow.overwrite_configfiles:
+
+    configfile: DEMO_CONFIG
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/anatomy.smk"
-include: "workflow/rules/clips.smk"
-include: "workflow/rules/spike_library.smk"
-include: "workflow/rules/plan.smk"
-include: "workflow/rules/synthesis.smk"
-include: "workflow/rules/export.smk"
-include: "workflow/rules/paired.smk"
+
+
+if EEG:
+
+    include: "workflow/rules/eeg/anatomy.smk"
+    include: "workflow/rules/eeg/clips.smk"
+    include: "workflow/rules/eeg/library.smk"
+    include: "workflow/rules/eeg/plan.smk"
+    include: "workflow/rules/eeg/synthesis.smk"
+    include: "workflow/rules/eeg/export.smk"
+
+
+if PAIRED:
+
+    include: "workflow/rules/paired.smk"
 
 
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        RUN.targets(),

@@ -3,7 +3,7 @@
 
 Run from anywhere:  python benchmarks/bench_clips.py [--quick]
 
-One spiking region at DeepSIF's scale (deepsif.md sections 2-4): a mock TVB recording of
+One spiking region at DeepSIF's scale (docs/eeg-chain.md §2-4): a mock TVB recording of
 998 regions at 2 kHz (200 s, 20 chunks of 10 s; --quick: 40 s), fsaverage remap to 994
 regions, the real 75 x 994 leadfield. Every figure is printed beside a baseline measured in
 the same run on the same files:
@@ -12,12 +12,13 @@ the same run on the same files:
    peak by peak: every chunk loaded with scipy.io.loadmat and concatenated, burn-in dropped,
    every 4th row, 998 -> 994 remap, peaks of the whole matrix, the clear-window rule per peak
    (np.isin over the 900-sample window, as MATLAB's ismember), alpha from the sensor signals
-   over the WHOLE recording (then the window rows), the rescaling peak by peak, clips sliced;
-2. spikeforge: `process_region` (two streamed passes over the chunks);
+   over the WHOLE recording (then the window rows), the rescaling peak by peak, clips sliced
+   and each written to its nmm_{j}.mat, as the script saves them;
+2. spikeforge: `extract_region_clips`, the call of the extract_clips rule (two streamed
+   passes over the chunks, each clip written to its nmm_{j}.mat when finished, provenance);
 3. peak RSS (VmHWM) of a fresh subprocess running either on a short and on the full
    recording (the short one is the first chunks of the full one), beside the floor (imports
-   and leadfield, nothing processed); spikeforge writes each clip's .mat as it is finished,
-   as the extract_clips rule does;
+   and leadfield, nothing processed);
 4. TVB (if importable): simulated seconds per wall second of `simulate_region` on the
    998-region connectivity, extrapolated to DeepSIF's full set.
 
@@ -34,9 +35,9 @@ from benchlib import one_blas_thread
 one_blas_thread()  # before numpy is imported
 
 import argparse
-import itertools
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,15 +49,10 @@ import scipy
 import scipy.io
 from benchlib import OtherLoad, cpu_model, loadavg, log, peak_rss_kb, spread
 
-from spikeforge.matio import load_mat, save_mat
-from spikeforge.nmm import (
-    Detection,
-    Preprocessing,
-    process_region,
-    raw_chunk_paths,
-    raw_shape,
-    write_mock_raw,
-)
+from spikeforge.eeg.anatomy import Anatomy, write_anatomy
+from spikeforge.eeg.clips import extract_region_clips
+from spikeforge.eeg.raw import raw_chunk_paths, raw_shape, write_mock_raw
+from spikeforge.io.mat import load_mat, save_mat
 
 REPO = Path(__file__).resolve().parents[1]
 ANATOMY_DIR = REPO.parent / "shared" / "data" / "deepsif" / "anatomy"
@@ -74,7 +70,7 @@ FULL_SET_SECONDS = 200.0
 FULL = {"duration_s": 200.0, "reps": 3, "rss_short_s": 40.0, "tvb_s": 1.0, "tvb_chunk_s": 0.5}
 QUICK = {"duration_s": 40.0, "reps": 2, "rss_short_s": 10.0, "tvb_s": 1.0, "tvb_chunk_s": 0.5}
 
-# deepsif.md section 2: fsaverage5 remap, 1-based columns 995, 998, 997, 996 -> 8, 326, 922, 950.
+# docs/eeg-chain.md §2: fsaverage5 remap, 1-based columns 995, 998, 997, 996 -> 8, 326, 922, 950.
 REMAP_SOURCES = np.array([995, 998, 997, 996]) - 1
 REMAP_TARGETS = np.array([8, 326, 922, 950]) - 1
 
@@ -82,8 +78,11 @@ REMAP_TARGETS = np.array([8, 326, 922, 950]) - 1
 # ------------------------------------------------------------------------------- baseline
 
 
-def baseline_region(raw_dir: Path, region: int, iteration: int, fwd: np.ndarray) -> dict:
-    """deepsif.md 2-4 as process_raw_nmm.m does it: whole recording in memory, per peak.
+def baseline_region(
+    raw_dir: Path, region: int, iteration: int, fwd: np.ndarray, work: Path
+) -> dict:
+    """docs/eeg-chain.md §2-4 as process_raw_nmm.m does it: whole recording in memory, per
+    peak; each clip saved to work/clips/nmm_{j}.mat.
 
     Indices are 0-based; the script's 1-based rules are converted where they are applied.
     Precision: the data stay float32 as loaded; alpha and the rescaled region are computed in
@@ -175,24 +174,29 @@ def baseline_region(raw_dir: Path, region: int, iteration: int, fwd: np.ndarray)
 
     # 4.3 clips: the 500 rows from floor(t/500)*500 + 1 (1-based). The script would fail on a
     # clip running past the end; such peaks are skipped here (as spikeforge does).
-    clips, peak_time = [], []
+    peak_time = []
     for t in peaks1:
         s = t // 500 * 500  # 0-based start
         if s + 500 > n:
             continue
         clip = nmm[s : s + 500].copy()
         clip[:, region] = scaled[s : s + 500]
-        clips.append(clip)
         peak_time.append(int(t) - 1)
-    return {"clips": clips, "peak_time": peak_time, "alpha": alpha}
+        save_mat(work / "clips" / f"nmm_{len(peak_time)}.mat", {"data": clip})
+    return {"clip_dir": work / "clips", "peak_time": peak_time, "alpha": alpha, "messages": []}
 
 
-def spikeforge_region(raw_dir: Path, region: int, iteration: int, fwd: np.ndarray) -> dict:
-    out = process_region(
-        raw_dir, region, [iteration], fwd, Preprocessing(fsaverage_remap=True), Detection()
-    )
+def spikeforge_region(
+    raw_dir: Path, region: int, iteration: int, fwd: np.ndarray, work: Path
+) -> dict:
+    """What the extract_clips rule runs."""
+    out = extract_region_clips(
+        raw_dir, region, [iteration], work / "anatomy.h5",
+        {"fsaverage_remap": True}, {"threshold_mv": 8.0, "target_snr_db": 15.0},
+        work / "clips", work / "clip_info.json",
+    )  # fmt: skip
     return {
-        "clips": out.clips,
+        "clip_dir": work / "clips",
         "peak_time": out.peak_time,
         "alpha": out.alpha[0] if out.alpha else float("nan"),
         "messages": out.messages,
@@ -203,6 +207,18 @@ IMPLS = {"baseline": baseline_region, "spikeforge": spikeforge_region}
 
 
 # --------------------------------------------------------------------------------- helpers
+
+
+def write_bench_anatomy(fwd: np.ndarray, path: Path) -> None:
+    """An anatomy file holding the leadfield (the clip stage reads nothing else of it)."""
+    n = fwd.shape[1]
+    empty = tuple(np.zeros(0, np.int64) for _ in range(n))
+    write_anatomy(Anatomy(fwd, empty, np.zeros((n, 3)), np.zeros((n, n))), path)
+
+
+def read_clips(result: dict) -> list[np.ndarray]:
+    n = len(result["peak_time"])
+    return [load_mat(result["clip_dir"] / f"nmm_{j}.mat")["data"] for j in range(1, n + 1)]
 
 
 def load_fwd() -> tuple[np.ndarray, str]:
@@ -221,7 +237,7 @@ def make_recordings(tmp: Path, sizes: dict) -> tuple[Path, Path, float]:
     full_dir = tmp / "raw_full"
     t = time.perf_counter()
     write_mock_raw(
-        full_dir,
+        full_dir / f"a{REGION}",
         REGION,
         [ITERATION],
         n_regions=RAW_REGIONS,
@@ -265,15 +281,20 @@ def compare(base: dict, ours: dict) -> tuple[str, bool]:
     return text, ok
 
 
-def measure(impl: str, raw_dir: Path, fwd: np.ndarray, reps: int, sim_s: float):
+def measure(impl: str, raw_dir: Path, fwd: np.ndarray, reps: int, sim_s: float, tmp: Path):
     times, cpus, result = [], [], None
-    for _ in range(reps):
+    for rep in range(reps):
+        work = tmp / f"{impl}_{rep}"
+        work.mkdir()
+        write_bench_anatomy(fwd, work / "anatomy.h5")
         result = None
         t, c = time.perf_counter(), time.process_time()
-        result = IMPLS[impl](raw_dir, REGION, ITERATION, fwd)
+        result = IMPLS[impl](raw_dir, REGION, ITERATION, fwd, work)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         times.append(wall)
         cpus.append(cpu / wall)
+        result["clips"] = read_clips(result)
+        shutil.rmtree(work)
     best = min(times)
     log(
         f"  {impl:10s} {spread(times)} (cpu/wall {'/'.join(f'{c:.0%}' for c in cpus)}) -> "
@@ -286,18 +307,12 @@ def rss_child(spec_json: str) -> None:
     spec = json.loads(spec_json)
     fwd, _ = load_fwd()
     n_clips = 0
-    if spec["impl"] == "spikeforge":
-        # As the extract_clips rule runs it: each clip written to its .mat file when finished.
-        with tempfile.TemporaryDirectory() as out:
-            count = itertools.count(1)
-            result = process_region(
-                Path(spec["raw_dir"]), REGION, [ITERATION], fwd,
-                Preprocessing(fsaverage_remap=True), Detection(),
-                on_clip=lambda clip: save_mat(Path(out) / f"nmm_{next(count)}.mat", {"data": clip}),
-            )  # fmt: skip
-            n_clips = len(result.peak_time)
-    elif spec["impl"] != "none":
-        n_clips = len(IMPLS[spec["impl"]](Path(spec["raw_dir"]), REGION, ITERATION, fwd)["clips"])
+    if spec["impl"] != "none":
+        with tempfile.TemporaryDirectory() as work:
+            write_bench_anatomy(fwd, Path(work) / "anatomy.h5")
+            impl = IMPLS[spec["impl"]]
+            result = impl(Path(spec["raw_dir"]), REGION, ITERATION, fwd, Path(work))
+            n_clips = len(result["peak_time"])
     print(json.dumps({"maxrss_kb": peak_rss_kb(), "clips": n_clips}))
 
 
@@ -318,9 +333,9 @@ def measure_tvb(tmp: Path, sizes: dict) -> tuple[str, float | None]:
     (TVB set-up included) and steady state (the last chunk alone, from the chunk files'
     modification times)."""
     try:
-        from spikeforge import tvb_simulation
+        from spikeforge.eeg import tvb as tvb_simulation
     except Exception as exc:  # any failure means "not measured"
-        return f"TVB: not measured (spikeforge.tvb_simulation: {type(exc).__name__}: {exc})", None
+        return f"TVB: not measured (spikeforge.eeg.tvb: {type(exc).__name__}: {exc})", None
     if not CONNECTIVITY.is_file():
         return f"TVB: not measured ({CONNECTIVITY} not found)", None
     try:
@@ -394,8 +409,8 @@ def main() -> None:
 
         log(f"1-2. one region, {sim_s:.0f} s recording, one process")
         meter = OtherLoad()
-        base_s, base = measure("baseline", full_dir, fwd, reps, sim_s)
-        sf_s, ours = measure("spikeforge", full_dir, fwd, reps, sim_s)
+        base_s, base = measure("baseline", full_dir, fwd, reps, sim_s, tmp)
+        sf_s, ours = measure("spikeforge", full_dir, fwd, reps, sim_s, tmp)
         others["clips"] = meter.cores()
         check, _ = compare(base, ours)
         log(check)
@@ -448,16 +463,11 @@ def main() -> None:
     log("(ratio: baseline / spikeforge time for the first two rows, spikeforge / baseline RSS)")
     log("")
     log(check)
-    clip_mb = 500 * 994 * 4 / 2**20
     for impl in ("baseline", "spikeforge"):
         (r_short, c_short), (r_full, c_full) = rss[impl, "short"], rss[impl, "full"]
         growth = r_full - r_short
         if impl == "baseline":
-            out_growth = (c_full - c_short) * clip_mb
-            detail = (
-                f"the clips returned grow {c_short} -> {c_full}, {out_growth:+.0f} MB; the rest "
-                f"{growth - out_growth:+.0f} MB"
-            )
+            detail = f"{c_short} -> {c_full} clips; the whole recording is held in memory"
         else:
             detail = f"{c_short} -> {c_full} clips, each written to its file when finished"
         log(

@@ -7,7 +7,7 @@ A mock SPE-1 cell (write_mock_spe1_cell: 384 channels, 30 kHz int16) with a 30 s
 window after a 10 s burn-in (--quick: 10 s window). Every figure is printed beside a baseline
 measured in the same run on the same files:
 
-1. workflow per cell: the calls of workflow/scripts/convert_cell.py (one streaming pass that
+1. workflow per cell: convert_cell, the call of the convert_cell rule (one streaming pass that
    filters, references, labels bad channels as the demo config does: coherence+psd, 20
    random chunks, sums the template and writes the Arrow files), n_jobs=2 and 1;
 2. seed algorithm (baseline): the seed converter's algorithm re-implemented here: lazy
@@ -60,7 +60,10 @@ import spikeinterface.core as sc
 import spikeinterface.preprocessing as spre
 from benchlib import OtherLoad, cpu_model, loadavg, log, peak_rss_kb, spread
 
-from spikeforge import paired
+from spikeforge.io.hf_datasets import dataset_dict_json
+from spikeforge.paired import spe1
+from spikeforge.paired.cell import CellSettings, Spe1Source, convert_cell
+from spikeforge.paired.mock import write_mock_spe1_cell
 
 CELL = "bench_c1"
 SEED = 0
@@ -81,62 +84,33 @@ SEED_PATCH_RATE = 50_023.0
 
 
 def workflow_cell(root: Path, cell: str, window_s: float, out: Path, n_jobs: int) -> dict:
-    """workflow/scripts/convert_cell.py for one SPE-1 cell, same calls in the same order."""
-    files = paired.find_cell_files(root / "Recordings" / cell)
-    n_npx = paired.check_npx_binary(files.npx_raw)
-    channel_map = paired.read_channel_map(root / "chanMap.mat")
-    row = paired.summary_row(paired.read_summary(root / "Data Summary.xlsx"), cell)
-    rate = paired.patch_rate(row)
-    recording = paired.open_spe1_recording(files.npx_raw, channel_map)
-    fs = recording.get_sampling_frequency()
-    start, end = paired.analysis_window(n_npx, fs, SKIP_S, window_s)
-    truth = paired.ground_truth_spikes(files, n_npx, rate, start, end)
-    paired.plan_segments(end - start, fs, SEGMENT_S, TRAIN_FRACTION, recording.get_num_channels())
-    export = out / "export"
-    result = paired.convert(
-        recording,
-        start,
-        end,
-        truth.spike_rel,
-        export,
+    """What the convert_cell rule runs for one SPE-1 cell (its library call, its settings)."""
+    settings = CellSettings(
+        cell=cell,
+        skip_s=SKIP_S,
+        duration_s=window_s,
         segment_s=SEGMENT_S,
         train_fraction=TRAIN_FRACTION,
         ms_before=MS_BEFORE,
         ms_after=MS_AFTER,
         min_spikes=MIN_SPIKES,
-        bad_channel_kwargs=BAD_CHANNELS,
-        job_kwargs={"n_jobs": n_jobs},
+        bad_channels=dict(BAD_CHANNELS),
+        detect_threshold=5.0,
+        peak_detection_seed=0,
+        spe1=Spe1Source(
+            recordings=str(root / "Recordings"),
+            chan_map=str(root / "chanMap.mat"),
+            summary=str(root / "Data Summary.xlsx"),
+        ),
     )
-    locations = np.asarray(recording.get_channel_locations(), np.float32)
-    details = result.preprocess
-    metadata = paired.conversion_metadata(
-        cell_id=cell,
-        skip_seconds=SKIP_S,
-        duration_s=(end - start) / fs,
-        patch_sample_rate_hz=rate,
-        spike_source=truth.spike_source,
-        template_metadata=result.template.metadata,
-        sampling_frequency=fs,
-        num_channels=recording.get_num_channels(),
-        peak_channel=result.template.peak_channel,
-        gt_electrode_chan_idx=paired.summary_channel(row),
-        channel_locations=locations,
-        bad_channel_ids=result.bad_channels,
-        n_spikes_total=int(len(truth.spike_rel)),
-        segment_duration_s=SEGMENT_S,
-        train_fraction=TRAIN_FRACTION,
-        mode=paired.SPE1_MODE,
-        extra={"preprocess": {k: v for k, v in details.items() if not k.startswith("seconds")}},
-    )
-    paired.write_json(export / "conversion_metadata.json", metadata)
-    nbefore, nafter = result.template.metadata["nbefore"], result.template.metadata["nafter"]
-    paired.write_templates_npz(
-        export / "templates.npz", result.template.templates, fs, locations, nbefore, nafter
+    export = out / "export"
+    metadata = convert_cell(
+        settings, export / "conversion_metadata.json", export / "templates.npz", n_jobs
     )
     return {
-        "peak_channel": int(result.template.peak_channel),
-        "n_spikes": int(len(truth.spike_rel)),
-        "bad": result.bad_channels,
+        "peak_channel": int(metadata["unit_peak_channel"]["0"]),
+        "n_spikes": int(metadata["n_spikes_total"]),
+        "bad": metadata["bad_channel_ids"],
     }
 
 
@@ -162,7 +136,7 @@ def seed_cell(root: Path, cell: str, window_s: float, out: Path) -> dict:
     """The seed converter's convert_cell algorithm (channel map read beforehand, as its main)."""
     from datasets import Dataset
 
-    locations = paired.read_channel_map(root / "chanMap.mat").locations
+    locations = spe1.read_channel_map(root / "chanMap.mat").locations
     cell_dir = root / "Recordings" / cell
     files = {}
     for entry in os.listdir(cell_dir):
@@ -244,7 +218,7 @@ def seed_cell(root: Path, cell: str, window_s: float, out: Path) -> dict:
         ds.save_to_disk(str(split_dir))
         del ds
         gc.collect()
-    (out / "dataset_dict.json").write_text(json.dumps(paired.DATASET_DICT_JSON))
+    (out / "dataset_dict.json").write_text(json.dumps(dataset_dict_json(["train", "test"])))
     metadata = {
         "cell_id": cell,
         "bad_channel_ids": bad,
@@ -270,7 +244,7 @@ def seed_cell(root: Path, cell: str, window_s: float, out: Path) -> dict:
 
 def one_pass(root: Path, cell: str, window_s: float, out: Path, n_jobs: int) -> dict:
     """The floor: read + bandpass + global median CMR written once, nothing else."""
-    npx = next((root / "Recordings" / cell).glob(f"*{paired.NPX_SUFFIX}"))
+    npx = next((root / "Recordings" / cell).glob(f"*{spe1.NPX_SUFFIX}"))
     rec = sc.BinaryRecordingExtractor(
         file_paths=[str(npx)],
         sampling_frequency=SEED_NPX_RATE,
@@ -387,7 +361,7 @@ def main() -> None:
         meter = OtherLoad()
         duration = SKIP_S + window_s + 1.0
         t = time.perf_counter()
-        mock = paired.write_mock_spe1_cell(root, CELL, duration_s=duration, seed=SEED)
+        mock = write_mock_spe1_cell(root, CELL, duration_s=duration, seed=SEED)
         t_gen = time.perf_counter() - t
         long_s = sizes["rss_long_s"]
         copies = int(np.ceil((SKIP_S + long_s + 1.0) / duration))

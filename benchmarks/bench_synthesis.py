@@ -5,7 +5,7 @@ Run from anywhere:  python benchmarks/bench_synthesis.py [--quick] [--profile]
 
 Every figure is printed beside a baseline measured in the same run on the same inputs:
 
-1. baseline: a straightforward per-sample implementation of deepsif.md section 6 (dense
+1. baseline: a straightforward per-sample implementation of docs/eeg-chain.md §6 (dense
    500 x R source, the full clip read from the library for every source, fwd @ src.T, white
    noise from a per-sample numpy generator, normalisation, label source), writing the same
    sparse content as spikeforge (eeg, labels, patch-column time courses) into one
@@ -48,12 +48,12 @@ import h5py
 import numpy as np
 from benchlib import OtherLoad, cpu_model, loadavg, log, peak_rss_kb, spread
 
-from spikeforge.anatomy import load_anatomy, read_anatomy, write_anatomy
-from spikeforge.eeg_export import synthesize_shard
-from spikeforge.matio import save_mat
-from spikeforge.plan import PATCH_WIDTH, Plan, PlanConfig, generate_plan, read_plan, write_plan
-from spikeforge.seeding import STREAM_MOCK, STREAM_NOISE, rng_for, split_code
-from spikeforge.spike_library import Library, build_library, mock_clip
+from spikeforge.core.seeding import STREAM_MOCK, STREAM_NOISE, rng, seed_sequence
+from spikeforge.eeg.anatomy import load_anatomy, read_anatomy, write_anatomy
+from spikeforge.eeg.export.hdf5 import synthesize_shard
+from spikeforge.eeg.library import Library, build_library, mock_clip
+from spikeforge.eeg.plan import PATCH_WIDTH, Plan, PlanConfig, generate_plan, read_plan, write_plan
+from spikeforge.io.mat import save_mat
 
 REPO = Path(__file__).resolve().parents[1]
 ANATOMY_DIR = REPO.parent / "shared" / "data" / "deepsif" / "anatomy"
@@ -96,7 +96,7 @@ QUICK = {
 
 
 def baseline_job(fwd, library, plan, first_index, seed, split, out_path, add_noise=True):
-    """deepsif.md section 6, one sample at a time, dense, written into one HDF5 file."""
+    """docs/eeg-chain.md §6, one sample at a time, dense, written into one HDF5 file."""
     n, n_sources = plan.n_samples, plan.n_sources
     n_channels, n_regions = fwd.shape
     n_time = library.n_time
@@ -125,11 +125,12 @@ def baseline_job(fwd, library, plan, first_index, seed, split, out_path, add_noi
                 labels[k, : patch.size] = patch
             eeg = fwd @ src.T
             if add_noise:
-                key = [seed, split_code(split), first_index + i, STREAM_NOISE]
-                rng = np.random.default_rng(key)
+                gen = np.random.default_rng(
+                    seed_sequence(seed, split, first_index + i, STREAM_NOISE)
+                )
                 power = np.sum(eeg**2, axis=1) / n_time
                 sigma = np.sqrt(10.0 ** (-plan.sensor_snr[i] / 10.0) * power / 2.0)
-                eeg = eeg + sigma[:, None] * rng.standard_normal(eeg.shape)
+                eeg = eeg + sigma[:, None] * gen.standard_normal(eeg.shape)
             x = eeg.T
             x = x - x.mean(axis=0, keepdims=True)
             x = x - x.mean(axis=1, keepdims=True)
@@ -223,7 +224,7 @@ def setup_inputs(tmp: Path, sizes: dict) -> dict:
         files = {key: ANATOMY_DIR / name for key, name in ANATOMY_FILES.items()}
         source = f"DeepSIF anatomy from {ANATOMY_DIR}"
     else:
-        from spikeforge.demo_anatomy import write_demo_anatomy
+        from spikeforge.eeg.demo_anatomy import write_demo_anatomy
 
         files = {key: tmp / "anatomy" / f"{key}.mat" for key in ANATOMY_FILES}
         write_demo_anatomy(
@@ -245,10 +246,10 @@ def setup_inputs(tmp: Path, sizes: dict) -> dict:
     clip_dir = tmp / "nmm_spikes"
     for region in regions:
         for j in range(1, sizes["clips"] + 1):
-            rng = rng_for(SEED, "mock_clips", int(region) * 100_003 + j, STREAM_MOCK)
+            gen = rng(SEED, "mock_clips", int(region), j, STREAM_MOCK)
             save_mat(
                 clip_dir / f"a{region}" / f"nmm_{j}.mat",
-                {"data": mock_clip(n_regions, int(region), rng)},
+                {"data": mock_clip(n_regions, int(region), gen)},
             )
     library_h5 = tmp / "library.h5"
     build_library(clip_dir, anatomy.leadfield, library_h5)
@@ -397,14 +398,19 @@ def write_dry_config(inp: dict, tmp: Path) -> Path:
     folder = tmp / "dry"
     (folder / "empty_clips").mkdir(parents=True, exist_ok=True)
     config = {
-        "anatomy": {
-            "source": "files",
-            "files": {key: str(path) for key, path in inp["files"].items()},
+        # DeepSIF's scale writes more than the default limit of an accidental run.
+        "max_output_gb": 1000,
+        "eeg": {
+            "enabled": True,
+            "anatomy": {
+                "source": "files",
+                "files": {key: str(path) for key, path in inp["files"].items()},
+            },
+            "spike_library": {"source": "folder", "folder": str(folder / "empty_clips")},
+            "splits": {"train": {"samples_per_region": 192}, "test": {"samples_per_region": 12}},
+            "synthesis": {"samples_per_shard": 1000},
+            "export": {"mat": {"enabled": False}, "deepsif": {"enabled": True}},
         },
-        "spike_library": {"source": "folder", "folder": str(folder / "empty_clips")},
-        "splits": {"train": {"samples_per_region": 192}, "test": {"samples_per_region": 12}},
-        "synthesis": {"samples_per_shard": 1000},
-        "export": {"mat": {"enabled": False}, "deepsif": {"enabled": True}},
     }
     path = folder / "config.yaml"
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
@@ -473,7 +479,7 @@ def primitive_costs(inp) -> str:
     cProfile cannot split _synthesize_block's own time (operators and Cython generator
     methods are not profiled separately), so the fixed per-sample steps are timed alone.
     """
-    from spikeforge.synthesis import noise_rng, normalise_eeg
+    from spikeforge.eeg.synthesis import noise_rng, normalise_eeg
 
     fwd = inp["fwd"]
     n_channels, n_regions = fwd.shape

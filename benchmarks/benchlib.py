@@ -9,22 +9,13 @@ import resource
 import time
 from pathlib import Path
 
-BLAS_THREAD_VARIABLES = (
-    "OPENBLAS_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-)
+from spikeforge.core import threads
 
 
 def one_blas_thread() -> None:
     """One BLAS thread per process, as the workflow's jobs run (one job per core, so threads
     would only compete). Call it before numpy is imported."""
-    for variable in BLAS_THREAD_VARIABLES:
-        os.environ[variable] = "1"
+    threads.one_blas_thread(override=True)
 
 
 def spread(times: list[float]) -> str:

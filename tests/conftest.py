@@ -21,7 +21,7 @@ def require_deepsif_anatomy() -> Path:
 
 @pytest.fixture(scope="session")
 def real_anatomy():
-    from spikeforge.anatomy import load_anatomy
+    from spikeforge.eeg.anatomy import load_anatomy
 
     folder = require_deepsif_anatomy()
     return load_anatomy(
@@ -37,14 +37,14 @@ CLIP_REGIONS = (0, 5, 77, 150, 301, 420, 497, 498, 640, 777, 900, 993)
 @pytest.fixture(scope="session")
 def real_library(real_anatomy, tmp_path_factory):
     """Mock clips (2 per region) for a dozen regions of the real leadfield, as a library."""
-    from spikeforge.matio import save_mat
-    from spikeforge.seeding import rng_for
-    from spikeforge.spike_library import build_library, mock_clip
+    from spikeforge.core.seeding import rng
+    from spikeforge.eeg.library import build_library, mock_clip
+    from spikeforge.io.mat import save_mat
 
     folder = tmp_path_factory.mktemp("clips")
     for region in CLIP_REGIONS:
         for j in (1, 2):
-            clip = mock_clip(real_anatomy.n_regions, region, rng_for(7, "test", region * 10 + j, 3))
+            clip = mock_clip(real_anatomy.n_regions, region, rng(7, "test", region, j))
             save_mat(folder / "nmm_spikes" / f"a{region}" / f"nmm_{j}.mat", {"data": clip})
     path = folder / "library.h5"
     build_library(folder / "nmm_spikes", real_anatomy.leadfield, path)
@@ -53,8 +53,8 @@ def real_library(real_anatomy, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def real_plan(real_anatomy, real_library):
-    from spikeforge.plan import PlanConfig, generate_plan
-    from spikeforge.spike_library import Library
+    from spikeforge.eeg.library import Library
+    from spikeforge.eeg.plan import PlanConfig, generate_plan
 
     cfg = PlanConfig(n_samples=48, samples_per_region=4, centre_regions=CLIP_REGIONS)
     with Library(real_library) as library:

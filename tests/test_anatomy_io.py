@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spikeforge.anatomy import graph_distances, load_anatomy, load_leadfield, load_neighbours
-from spikeforge.errors import InputError
+from spikeforge.core.errors import InputError
+from spikeforge.eeg.anatomy import graph_distances, load_anatomy, load_leadfield, load_neighbours
 
 
 def write_v73(path, variables):

@@ -1,8 +1,8 @@
-from spikeforge.config_docs import README, SCHEMA, render
+from spikeforge.workflow.config_docs import README, SCHEMA, render
 
 
 def test_config_readme_is_generated_from_schema():
-    assert README.read_text() == render(), "run: python -m spikeforge.config_docs"
+    assert README.read_text() == render(), "run: python -m spikeforge.workflow.config_docs"
 
 
 def test_every_schema_key_has_description_and_default():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spikeforge.demo_anatomy import write_demo_anatomy
+from spikeforge.eeg.demo_anatomy import write_demo_anatomy
 
 N_REGIONS = 200
 N_CHANNELS = 75
@@ -83,7 +83,7 @@ def test_files_have_deepsif_layout(demo):
 
 
 def test_project_reader_accepts_the_files(demo):
-    from spikeforge.anatomy import load_anatomy
+    from spikeforge.eeg.anatomy import load_anatomy
 
     anatomy = load_anatomy(*demo["paths"])
     assert anatomy.leadfield.shape == (N_CHANNELS, N_REGIONS)

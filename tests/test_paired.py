@@ -20,11 +20,25 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from spikeforge import paired as P
-from spikeforge.errors import InputError
-from spikeforge.matio import save_mat
+from spikeforge.core.errors import InputError
+from spikeforge.core.provenance import write_json
+from spikeforge.io.mat import save_mat
+from spikeforge.paired import (
+    arrow,
+    kernels,
+    recordings,
+    spe1,
+    streaming,
+    templates,
+    truth,
+)
+from spikeforge.paired import (
+    mock as mock_cells,
+)
+from spikeforge.paired.convert import convert
+from spikeforge.paired.metadata import conversion_metadata, write_templates_npz
 
-FS = P.NPX_SAMPLING_HZ
+FS = spe1.NPX_SAMPLING_HZ
 KILOSORT = SHARED_DATA / "kilosort"
 SUMMARY_XLSX = SHARED_DATA / "spe1" / "Data Summary.xlsx"
 OPENEPHYS = SHARED_DATA / "openephys_tiny" / "rawdata" / "sub-001" / "ses-001" / "ephys"
@@ -88,7 +102,7 @@ def require(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def mock(tmp_path_factory):
     root = tmp_path_factory.mktemp("spe1")
-    cell = P.write_mock_spe1_cell(root, "m1", duration_s=6.0, seed=5, firing_rate_hz=20.0)
+    cell = mock_cells.write_mock_spe1_cell(root, "m1", duration_s=6.0, seed=5, firing_rate_hz=20.0)
     return SimpleNamespace(root=root, cell=cell)
 
 
@@ -97,15 +111,15 @@ def chain(mock, tmp_path_factory):
     """The whole chain on the mock cell, as a workflow job would run it."""
     hf_before = hf_home_snapshot()
     out = tmp_path_factory.mktemp("out") / "m1"
-    channel_map = P.read_channel_map(mock.root / "chanMap.mat")
-    summary = P.read_summary(mock.root / "Data Summary.xlsx")
-    row = P.summary_row(summary, "m1")
-    files = P.find_cell_files(mock.root / "Recordings" / "m1")
-    recording = P.open_spe1_recording(files.npx_raw, channel_map)
+    channel_map = spe1.read_channel_map(mock.root / "chanMap.mat")
+    summary = spe1.read_summary(mock.root / "Data Summary.xlsx")
+    row = spe1.summary_row(summary, "m1")
+    files = spe1.find_cell_files(mock.root / "Recordings" / "m1")
+    recording = spe1.open_spe1_recording(files.npx_raw, channel_map)
     n_npx = recording.get_num_samples()
-    start, end = P.analysis_window(n_npx, FS, SKIP_S, None)
-    gt = P.ground_truth_spikes(files, n_npx, P.patch_rate(row), start, end)
-    result = P.convert(
+    start, end = recordings.analysis_window(n_npx, FS, SKIP_S, None)
+    gt = truth.ground_truth_spikes(files, n_npx, spe1.patch_rate(row), start, end)
+    result = convert(
         recording,
         start,
         end,
@@ -119,7 +133,7 @@ def chain(mock, tmp_path_factory):
     template, bad, info = result.template, result.bad_channels, result.preprocess
     # The two-stage route (traces saved, then converted without filtering) as the reference:
     # the same chunks as the single pass.
-    saved, saved_bad, saved_info = P.preprocess(
+    saved, saved_bad, saved_info = streaming.preprocess(
         recording,
         start,
         end,
@@ -127,17 +141,17 @@ def chain(mock, tmp_path_factory):
         {"num_random_chunks": BAD_CHUNKS},
         {"chunk_size": int(SEGMENT_S * FS)},
     )
-    metadata = P.conversion_metadata(
+    metadata = conversion_metadata(
         cell_id="m1",
         skip_seconds=SKIP_S,
         duration_s=(end - start) / FS,
-        patch_sample_rate_hz=P.patch_rate(row),
+        patch_sample_rate_hz=spe1.patch_rate(row),
         spike_source=gt.spike_source,
         template_metadata=template.metadata,
         sampling_frequency=FS,
         num_channels=recording.get_num_channels(),
         peak_channel=template.peak_channel,
-        gt_electrode_chan_idx=P.summary_channel(row),
+        gt_electrode_chan_idx=spe1.summary_channel(row),
         channel_locations=channel_map.locations,
         bad_channel_ids=bad,
         n_spikes_total=gt.spike_rel.size,
@@ -145,8 +159,8 @@ def chain(mock, tmp_path_factory):
         train_fraction=0.8,
         extra={"disconnected_channel_idx": np.flatnonzero(~channel_map.connected)},
     )
-    P.write_json(out / "conversion_metadata.json", metadata)
-    P.write_templates_npz(
+    write_json(out / "conversion_metadata.json", metadata)
+    write_templates_npz(
         out / "templates.npz",
         template.templates,
         FS,
@@ -188,9 +202,9 @@ def match_fraction(found: np.ndarray, truth: np.ndarray, tolerance: int) -> floa
 
 def test_patch_detection_recovers_ground_truth(mock):
     cell = mock.cell
-    patch = P.read_patch(cell.patch_path)
-    detected = P.detect_patch_spikes(patch, cell.patch_rate_hz)
-    frames = P.patch_to_npx(detected, cell.n_npx, cell.n_patch, 0, cell.n_npx)
+    patch = truth.read_patch(cell.patch_path)
+    detected = truth.detect_patch_spikes(patch, cell.patch_rate_hz)
+    frames = truth.patch_to_npx(detected, cell.n_npx, cell.n_patch, 0, cell.n_npx)
     tolerance = int(0.4e-3 * FS)  # 0.4 ms
     assert cell.gt_frames.size >= 100
     precision = match_fraction(frames, cell.gt_frames, tolerance)
@@ -200,24 +214,24 @@ def test_patch_detection_recovers_ground_truth(mock):
 
 def test_window_restricts_and_rebases_spikes(mock, chain):
     expected = mock.cell.gt_frames[(mock.cell.gt_frames >= chain.start)] - chain.start
-    assert chain.gt.spike_source == P.SOURCE_PATCH_DETECTION
+    assert chain.gt.spike_source == truth.SOURCE_PATCH_DETECTION
     assert match_fraction(chain.gt.spike_rel, expected, 12) >= 0.99
     assert abs(chain.gt.spike_rel.size - expected.size) <= 1
 
 
 def test_long_patch_traces_are_detected_in_chunks_with_the_same_result(mock):
-    patch = P.read_patch(mock.cell.patch_path)
-    whole = P.detect_patch_spikes(patch, mock.cell.patch_rate_hz)
-    chunked = P.detect_patch_spikes(patch, mock.cell.patch_rate_hz, chunk_samples=40_001)
+    patch = truth.read_patch(mock.cell.patch_path)
+    whole = truth.detect_patch_spikes(patch, mock.cell.patch_rate_hz)
+    chunked = truth.detect_patch_spikes(patch, mock.cell.patch_rate_hz, chunk_samples=40_001)
     np.testing.assert_array_equal(chunked, whole)
     # Close peaks on both sides of a chunk boundary: the distance rule still sees them all.
     rng = np.random.default_rng(3)
     trace = rng.standard_normal(200_000) * 0.01
     for position, depth in [(39_990, 1.0), (40_010, 1.2), (40_070, 0.9), (120_000, 1.0)]:
         trace[position] -= depth
-    expected = P.detect_patch_spikes(trace, 50_000.0)
+    expected = truth.detect_patch_spikes(trace, 50_000.0)
     assert expected.tolist() == [40_010, 40_070, 120_000]
-    np.testing.assert_array_equal(P.detect_patch_spikes(trace, 50_000.0, 40_001), expected)
+    np.testing.assert_array_equal(truth.detect_patch_spikes(trace, 50_000.0, 40_001), expected)
 
 
 @pytest.mark.parametrize("n", [1, 2, 999, 1000])
@@ -234,12 +248,12 @@ def test_streamed_median_is_exact(n, kind):
         def stream():
             return (values[i : i + 97] for i in range(0, n, 97))
 
-        assert P._median_streamed(stream, n, bins, limit) == np.median(values)
+        assert truth.median_streamed(stream, n, bins, limit) == np.median(values)
 
 
 def test_patch_to_npx_literal():
     # n_npx / n_patch = 0.6: samples 0, 10, 99 -> frames 0, 6, 59; window [5, 59) keeps 6.
-    got = P.patch_to_npx(np.array([0, 10, 99]), 60, 100, 5, 59)
+    got = truth.patch_to_npx(np.array([0, 10, 99]), 60, 100, 5, 59)
     assert got.tolist() == [1]
     assert got.dtype == np.int64
 
@@ -250,12 +264,12 @@ def test_wc_spike_samples_are_authoritative_without_patch(mock, tmp_path, caplog
     folder.mkdir()
     os.symlink(cell.npx_path, folder / cell.npx_path.name)
     np.save(folder / "m1_wc_spike_samples.npy", cell.gt_patch_samples[::2])
-    files = P.find_cell_files(folder)
+    files = spe1.find_cell_files(folder)
     assert files.patch is None and files.wc_spike is not None
     with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
-        gt = P.ground_truth_spikes(files, cell.n_npx, cell.patch_rate_hz, 0, cell.n_npx)
+        gt = truth.ground_truth_spikes(files, cell.n_npx, cell.patch_rate_hz, 0, cell.n_npx)
     assert "no patch trace" in caplog.text
-    assert gt.spike_source == P.SOURCE_WC_SPIKES
+    assert gt.spike_source == truth.SOURCE_WC_SPIKES
     assert match_fraction(gt.spike_rel, cell.gt_frames[::2], 1) == 1.0
 
 
@@ -271,7 +285,7 @@ def test_preprocess_is_the_spikeinterface_chain_saved_once(mock, chain):
     assert saved.get_num_samples() == n
     assert saved.get_dtype() == np.int16 and saved.is_filtered()
     np.testing.assert_array_equal(saved.get_channel_locations(), chain.channel_map.locations)
-    np.testing.assert_array_equal(saved.get_channel_gains(), P.NPX_GAIN_UV)
+    np.testing.assert_array_equal(saved.get_channel_gains(), spe1.NPX_GAIN_UV)
 
     connected = chain.channel_map.connected
     bandpassed = spre.bandpass_filter(chain.recording, freq_min=300.0, freq_max=3000.0)
@@ -282,7 +296,7 @@ def test_preprocess_is_the_spikeinterface_chain_saved_once(mock, chain):
         operator="median",
         ref_channel_ids=list(chain.recording.channel_ids[connected]),
     )
-    data = P.trace_array(saved)
+    data = templates.trace_array(saved)
     seg = int(SEGMENT_S * FS)
     for s0 in (0, 2 * seg, 9 * seg):  # same chunks as the pass: bit-identical
         np.testing.assert_array_equal(
@@ -297,14 +311,14 @@ def test_preprocess_is_the_spikeinterface_chain_saved_once(mock, chain):
     assert chain.bad == chain.saved_bad == sorted(int(i) for i in ids)
     assert chain.info["channel_labels"] == [str(x) for x in labels]
     assert chain.saved_info["channel_labels"] == chain.info["channel_labels"]
-    assert chain.bad == list(P.PHASE3A_REFERENCE_CHANNELS)
+    assert chain.bad == list(spe1.PHASE3A_REFERENCE_CHANNELS)
     assert chain.info["bad_channel_chunks"] == BAD_CHUNKS
 
 
 def test_single_pass_equals_saving_then_converting(chain, tmp_path):
     """The pass that filters and exports at once writes the same files as converting the saved
     traces, and its template equals the one read back from them."""
-    result = P.convert(
+    result = convert(
         chain.saved,
         0,
         None,
@@ -321,7 +335,7 @@ def test_single_pass_equals_saving_then_converting(chain, tmp_path):
         for file_name in ours:
             a = (chain.out / name / file_name).read_bytes()
             assert a == (tmp_path / "two_stage" / name / file_name).read_bytes(), file_name
-    reference = P.peak_aligned_template(chain.saved, chain.gt.spike_rel, FS)
+    reference = templates.peak_aligned_template(chain.saved, chain.gt.spike_rel, FS)
     np.testing.assert_array_equal(chain.template.templates, reference.templates)
     np.testing.assert_array_equal(result.template.templates, reference.templates)
     assert chain.template.metadata == reference.metadata
@@ -335,11 +349,11 @@ def test_fast_filter_is_spikeinterface_filter_on_float_and_int32_traces():
     for dtype in (np.float32, np.int32):
         values = rng.normal(2000.0, 300.0, size=(9000, 6))
         rec = with_probe(sc.NumpyRecording(values.astype(dtype), 30_000.0))
-        plan = P._plan_pass(rec, 1000, 8000, {"method": None}, None, 0, 300.0, 3000.0)
-        ctx = {"filter": plan.filter_spec}
+        plan = streaming.plan_pass(rec, 1000, 8000, {"method": None}, None, 0, 300.0, 3000.0)
         for a, b in ((0, 3000), (3000, 7000)):
             np.testing.assert_array_equal(
-                P._bandpass_chunk(ctx, a, b), plan.bandpassed.get_traces(start_frame=a, end_frame=b)
+                kernels.bandpass_chunk(plan.filter_spec, a, b),
+                plan.bandpassed.get_traces(start_frame=a, end_frame=b),
             )
 
 
@@ -354,21 +368,21 @@ def with_probe(recording):
 def test_window_past_end_is_refused_and_writes_nothing(chain, tmp_path):
     n = chain.recording.get_num_samples()
     with pytest.raises(InputError, match="analysis window"):
-        P.analysis_window(n, FS, 60.0, 300.0)
+        recordings.analysis_window(n, FS, 60.0, 300.0)
     with pytest.raises(InputError, match="recording has"):
-        P.preprocess(chain.recording, n + 10, None, tmp_path / "pre")
+        streaming.preprocess(chain.recording, n + 10, None, tmp_path / "pre")
     assert not (tmp_path / "pre").exists() and not list(tmp_path.iterdir())
 
 
 def test_window_running_past_end_is_cut_with_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
-        assert P.analysis_window(600_000, FS, 10.0, 300.0) == (300_000, 600_000)
+        assert recordings.analysis_window(600_000, FS, 10.0, 300.0) == (300_000, 600_000)
     assert "past the end" in caplog.text
 
 
 def test_unknown_bad_channel_option_is_an_input_error(chain, tmp_path):
     with pytest.raises(InputError, match="num_chunks"):
-        P.preprocess(chain.recording, 0, 3000, tmp_path / "pre", {"num_chunks": 3})
+        streaming.preprocess(chain.recording, 0, 3000, tmp_path / "pre", {"num_chunks": 3})
     assert not (tmp_path / "pre").exists()
 
 
@@ -377,7 +391,7 @@ def test_unknown_bad_channel_option_is_an_input_error(chain, tmp_path):
 
 def test_template_peak_channel_is_the_ground_truth_units(mock, chain):
     assert chain.template.peak_channel == mock.cell.gt_peak_channel
-    assert P.summary_channel(chain.summary_row) == mock.cell.gt_peak_channel
+    assert spe1.summary_channel(chain.summary_row) == mock.cell.gt_peak_channel
     meta = chain.template.metadata
     assert set(meta) == SEED_TEMPLATE_KEYS
     assert (meta["nbefore"], meta["nafter"]) == (30, 60)
@@ -391,7 +405,7 @@ def test_template_equals_spikeinterface_average(chain):
     n = chain.saved.get_num_samples()
     # Two spikes whose windows leave the data: counted, not used.
     spikes = np.concatenate([[5, n - 10], chain.gt.spike_rel]).astype(np.int64)
-    result = P.peak_aligned_template(chain.saved, spikes, FS, 1.0, 2.0, batch_size=7)
+    result = templates.peak_aligned_template(chain.saved, spikes, FS, 1.0, 2.0, batch_size=7)
     assert result.metadata["n_out_of_bounds_discarded"] == 2
     assert result.metadata["n_spikes_used"] == spikes.size - 2
     kept = np.sort(spikes[2:])
@@ -402,7 +416,7 @@ def test_template_equals_spikeinterface_average(chain):
     )
     np.testing.assert_allclose(result.templates, reference, rtol=1e-5, atol=1e-4)
     # A literal per-spike loop over the saved traces gives the same mean.
-    data = P.trace_array(chain.saved)
+    data = templates.trace_array(chain.saved)
     literal = np.mean([data[s - 30 : s + 60].astype(np.float64) for s in kept], axis=0)
     np.testing.assert_allclose(result.templates[0], literal, rtol=1e-5, atol=1e-4)
 
@@ -410,7 +424,7 @@ def test_template_equals_spikeinterface_average(chain):
 def test_template_needs_min_spikes(caplog):
     data = np.ones((1000, 4), dtype=np.int16)
     with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
-        result = P.peak_aligned_template(data, np.array([500]), FS, min_spikes=2)
+        result = templates.peak_aligned_template(data, np.array([500]), FS, min_spikes=2)
     assert not result.templates.any() and result.peak_channel == 0
     assert result.metadata["n_spikes_used"] == 1 and "all zeros" in caplog.text
 
@@ -431,11 +445,11 @@ def seed_split(n_samples, seg_len, train_fraction):
     "n, seg, frac", [(95, 10, 0.8), (100, 10, 0.8), (7, 3, 0.5), (1000, 90_000, 0.8), (3, 1, 0.9)]
 )
 def test_split_segments_as_seed(n, seg, frac):
-    assert P.split_segments(n, seg, frac) == seed_split(n, seg, frac)
+    assert arrow.split_segments(n, seg, frac) == seed_split(n, seg, frac)
 
 
 def test_split_ten_segments_eight_train_two_test():
-    train, test = P.split_segments(95, 10, 0.8)
+    train, test = arrow.split_segments(95, 10, 0.8)
     assert len(train) == 8 and len(test) == 2 and test[-1] == (90, 95)
 
 
@@ -457,11 +471,11 @@ def test_arrow_splits_match_seed_layout(chain, tmp_path):
         }
 
     inferred = Dataset.from_generator(seed_rows, cache_dir=str(tmp_path / "hf")).features
-    assert dd["train"].features == inferred == P.arrow_features()
+    assert dd["train"].features == inferred == arrow.arrow_features()
     assert dd["train"].column_names == ["sample_id", "cit", "ctt", "cp"]
 
     seg = int(SEGMENT_S * FS)
-    data = P.trace_array(chain.saved)
+    data = templates.trace_array(chain.saved)
     peak = chain.template.peak_channel
     rows = list(dd["train"]) + list(dd["test"])
     assert [r["sample_id"] for r in rows] == [f"{s:010d}" for s in range(0, data.shape[0], seg)]
@@ -490,7 +504,7 @@ def test_arrow_rows_keep_order_with_spikes_on_the_peak_channel(tmp_path):
 
     traces = np.arange(1000 * 3, dtype=np.int16).reshape(1000, 3)
     recording = with_probe(sc.NumpyRecording(traces, 1000.0))
-    result = P.convert(
+    result = convert(
         recording, 0, None, np.array([5, 150, 999]), tmp_path, segment_s=0.1, preprocessed=True
     )
     # Windows of 1 sample before, 2 after: spike 999 leaves the data; channel 2 is largest.
@@ -517,7 +531,7 @@ def test_no_huggingface_cache_in_home(chain):
 def test_split_leaving_a_split_empty_writes_nothing(chain, tmp_path):
     short = chain.saved.frame_slice(0, 45_000)  # 1.5 s: one 3 s segment
     with pytest.raises(InputError, match="train split empty"):
-        P.convert(short, 0, None, chain.gt.spike_rel, tmp_path / "x", preprocessed=True)
+        convert(short, 0, None, chain.gt.spike_rel, tmp_path / "x", preprocessed=True)
     assert not (tmp_path / "x").exists()
 
 
@@ -534,7 +548,7 @@ def test_metadata_and_npz_keys_match_seed(chain):
     assert metadata["unit_locations_um"] == {"0": [float(x), float(y), 0.0]}
     assert metadata["bad_channel_ids"] == chain.bad
     assert metadata["n_spikes_used_for_templates"] == chain.template.metadata["n_spikes_used"]
-    assert metadata["disconnected_channel_idx"] == list(P.PHASE3A_REFERENCE_CHANNELS)
+    assert metadata["disconnected_channel_idx"] == list(spe1.PHASE3A_REFERENCE_CHANNELS)
 
     with np.load(chain.out / "templates.npz") as npz:
         assert set(npz.files) == SEED_NPZ_KEYS
@@ -545,10 +559,10 @@ def test_metadata_and_npz_keys_match_seed(chain):
 
 
 def test_metadata_without_summary_location():
-    meta = P.conversion_metadata(**_minimal_meta())
+    meta = conversion_metadata(**_minimal_meta())
     assert meta["unit_locations_um"] is None and meta["gt_electrode_chan_idx"] is None
     with pytest.raises(ValueError, match="replace"):
-        P.conversion_metadata(**{**_minimal_meta(), "extra": {"num_units": 2}})
+        conversion_metadata(**{**_minimal_meta(), "extra": {"num_units": 2}})
 
 
 def _minimal_meta():
@@ -575,8 +589,12 @@ def _minimal_meta():
 
 
 def test_mock_cell_is_deterministic_and_spe1_shaped(tmp_path):
-    a = P.write_mock_spe1_cell(tmp_path / "a", "c7", duration_s=0.5, seed=2, write_wc_spikes=True)
-    b = P.write_mock_spe1_cell(tmp_path / "b", "c7", duration_s=0.5, seed=2, write_wc_spikes=True)
+    a = mock_cells.write_mock_spe1_cell(
+        tmp_path / "a", "c7", duration_s=0.5, seed=2, write_wc_spikes=True
+    )
+    b = mock_cells.write_mock_spe1_cell(
+        tmp_path / "b", "c7", duration_s=0.5, seed=2, write_wc_spikes=True
+    )
     for name in ("c7_npx_raw.bin", "c7_patch_ch1.bin", "c7_wc_spike_samples.npy"):
         assert (a.cell_dir / name).read_bytes() == (b.cell_dir / name).read_bytes()
     assert (tmp_path / "a" / "chanMap.mat").read_bytes() == (
@@ -584,7 +602,7 @@ def test_mock_cell_is_deterministic_and_spe1_shaped(tmp_path):
     ).read_bytes()
     assert a.npx_path.stat().st_size == 15_000 * 384 * 2
     assert a.patch_path.stat().st_size == round(0.5 * 50_023.9) * 8
-    row = P.read_summary(tmp_path / "a" / "Data Summary.xlsx")["c7"]
+    row = spe1.read_summary(tmp_path / "a" / "Data Summary.xlsx")["c7"]
     assert row["chan_predicted"] == a.gt_peak_channel
     assert row["Patch Samp. Freq. (Hz)"] == pytest.approx(50_023.9)
 
@@ -593,15 +611,15 @@ def test_mock_cell_is_deterministic_and_spe1_shaped(tmp_path):
 
 
 def test_real_phase3a_channel_map():
-    cm = P.read_channel_map(require(KILOSORT / "neuropixPhase3A_kilosortChanMap.mat"))
+    cm = spe1.read_channel_map(require(KILOSORT / "neuropixPhase3A_kilosortChanMap.mat"))
     assert cm.n_channels == 384 and cm.locations.dtype == np.float32
     assert int(cm.connected.sum()) == 374
-    assert tuple(np.flatnonzero(~cm.connected)) == P.PHASE3A_REFERENCE_CHANNELS
+    assert tuple(np.flatnonzero(~cm.connected)) == spe1.PHASE3A_REFERENCE_CHANNELS
     np.testing.assert_array_equal(cm.locations[:4], [[43, 20], [11, 20], [59, 40], [27, 40]])
-    np.testing.assert_array_equal(cm.locations, P.np1_geometry())
-    b2 = P.read_channel_map(KILOSORT / "neuropixPhase3B2_kilosortChanMap.mat")
+    np.testing.assert_array_equal(cm.locations, mock_cells.np1_geometry())
+    b2 = spe1.read_channel_map(KILOSORT / "neuropixPhase3B2_kilosortChanMap.mat")
     assert np.flatnonzero(~b2.connected).tolist() == [191]
-    assert P.read_channel_map(KILOSORT / "NP2_kilosortChanMap.mat").connected.all()
+    assert spe1.read_channel_map(KILOSORT / "NP2_kilosortChanMap.mat").connected.all()
 
 
 def test_channel_map_rows_follow_chanmap0ind(tmp_path):
@@ -615,23 +633,23 @@ def test_channel_map_rows_follow_chanmap0ind(tmp_path):
             "connected": np.array([1.0, 1.0, 0.0, 1.0]),
         },
     )
-    cm = P.read_channel_map(tmp_path / "map.mat")
+    cm = spe1.read_channel_map(tmp_path / "map.mat")
     np.testing.assert_array_equal(cm.locations, [[0, 0], [10, 1], [20, 2], [30, 3]])
     assert cm.connected.tolist() == [True, True, True, False]
     save_mat(tmp_path / "nomap.mat", {"xcoords": np.arange(3.0), "ycoords": np.arange(3.0)})
-    assert P.read_channel_map(tmp_path / "nomap.mat").connected.all()
+    assert spe1.read_channel_map(tmp_path / "nomap.mat").connected.all()
 
 
 def test_real_data_summary(caplog):
-    summary = P.read_summary(require(SUMMARY_XLSX))
+    summary = spe1.read_summary(require(SUMMARY_XLSX))
     assert len(summary) >= 40 and "c14" in summary
-    rates = [P.patch_rate(row) for row in summary.values()]
+    rates = [spe1.patch_rate(row) for row in summary.values()]
     assert all(50_023.5 < r < 50_024.5 for r in rates)
-    assert P.patch_rate(summary["c14"]) == pytest.approx(50_023.898687, abs=1e-6)
-    assert P.summary_channel(summary["c14"]) == 159
+    assert spe1.patch_rate(summary["c14"]) == pytest.approx(50_023.898687, abs=1e-6)
+    assert spe1.summary_channel(summary["c14"]) == 159
     with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
-        assert P.summary_row(summary, "c999") is None
-        assert P.patch_rate(None) == P.DEFAULT_PATCH_RATE_HZ
+        assert spe1.summary_row(summary, "c999") is None
+        assert spe1.patch_rate(None) == spe1.DEFAULT_PATCH_RATE_HZ
     assert "c999 is not in the data summary" in caplog.text
     assert "using 50023.0 Hz" in caplog.text
 
@@ -639,38 +657,38 @@ def test_real_data_summary(caplog):
 def test_real_openephys_recording_through_the_chain(tmp_path, caplog):
     from datasets import load_from_disk
 
-    recording = P.open_recording("openephys", require(OPENEPHYS))
+    recording = recordings.open_recording("openephys", require(OPENEPHYS))
     assert recording.get_num_segments() == 2 and recording.get_num_samples(0) == 1000
     with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
-        saved, bad, info = P.preprocess(
+        saved, bad, info = streaming.preprocess(
             recording, 0, None, tmp_path / "pre", {"num_random_chunks": 5}
         )
     assert "2 segments: using segment 0" in caplog.text
     assert saved.get_num_samples() == 1000 and info["segments_left_out"] == [1]
     assert all(0 <= c < 384 for c in bad)
-    spikes, channel = P.detect_peak_spikes(saved)
+    spikes, channel = truth.detect_peak_spikes(saved)
 
     # 33 ms cannot hold two 3 s segments: a clear error and nothing written ...
     with pytest.raises(InputError, match=r"at most 0\.01667 s"):
-        P.convert(saved, 0, None, spikes, tmp_path / "x", preprocessed=True)
+        convert(saved, 0, None, spikes, tmp_path / "x", preprocessed=True)
     assert not (tmp_path / "x").exists()
     # ... while 5 ms segments go through: 7 segments (the last 100 samples), 5 train, 2 test.
-    P.convert(saved, 0, None, spikes, tmp_path / "x", segment_s=0.005, preprocessed=True)
+    convert(saved, 0, None, spikes, tmp_path / "x", segment_s=0.005, preprocessed=True)
     dd = load_from_disk(str(tmp_path / "x"))
     assert (len(dd["train"]), len(dd["test"])) == (5, 2)
     assert len(dd["test"][1]["cp"][0]) == 100
 
 
 def test_real_openephys_shorter_than_the_filter_margin(tmp_path, caplog):
-    recording = P.open_recording("openephys", require(OPENEPHYS))
+    recording = recordings.open_recording("openephys", require(OPENEPHYS))
     short = recording.select_segments([0]).frame_slice(0, 300)  # 10 ms < 2 x 16.7 ms margin
     with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
-        saved, _, _ = P.preprocess(short, 0, None, tmp_path / "pre", {"method": None})
+        saved, _, _ = streaming.preprocess(short, 0, None, tmp_path / "pre", {"method": None})
     assert "shorter than twice the filter margin" in caplog.text
     assert saved.get_num_samples() == 300
     tiny = recording.select_segments([0]).frame_slice(0, 20)
     with pytest.raises(InputError, match="zero-phase filter needs at least"):
-        P.preprocess(tiny, 0, None, tmp_path / "tiny")
+        streaming.preprocess(tiny, 0, None, tmp_path / "tiny")
     assert not (tmp_path / "tiny").exists()
 
 
@@ -681,7 +699,7 @@ def test_bin_size_not_a_multiple_of_384_int16(tmp_path, mock):
     path = tmp_path / "c1_npx_raw.bin"
     path.write_bytes(b"\0" * (384 * 2 * 10 + 3))
     with pytest.raises(InputError, match="c1_npx_raw.bin.*not a positive multiple of 384"):
-        P.open_spe1_recording(path, mock.cell.channel_map)
+        spe1.open_spe1_recording(path, mock.cell.channel_map)
 
 
 def test_missing_patch_file_names_folder_and_file(tmp_path):
@@ -689,28 +707,28 @@ def test_missing_patch_file_names_folder_and_file(tmp_path):
     folder.mkdir()
     (folder / "c3_npx_raw.bin").write_bytes(b"\0" * 768)
     with pytest.raises(InputError) as error:
-        P.find_cell_files(folder)
+        spe1.find_cell_files(folder)
     assert str(folder) in str(error.value) and "patch_ch1.bin" in str(error.value)
     (folder / "c3_npx_raw.bin").unlink()
     (folder / "c3_patch_ch1.bin").write_bytes(b"\0" * 8)
     with pytest.raises(InputError, match="npx_raw.bin"):
-        P.find_cell_files(folder)
+        spe1.find_cell_files(folder)
 
 
 def test_channel_map_without_coordinates(tmp_path):
     path = tmp_path / "chanMap.mat"
     save_mat(path, {"chanMap": np.arange(1, 385.0), "connected": np.ones(384)})
     with pytest.raises(InputError) as error:
-        P.read_channel_map(path)
+        spe1.read_channel_map(path)
     assert str(path) in str(error.value) and "xcoords" in str(error.value)
 
 
 def test_cell_absent_from_summary_warns_and_continues(mock, caplog):
-    summary = P.read_summary(mock.root / "Data Summary.xlsx")
+    summary = spe1.read_summary(mock.root / "Data Summary.xlsx")
     with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
-        row = P.summary_row(summary, "c404")
+        row = spe1.summary_row(summary, "c404")
     assert row is None and "c404 is not in the data summary" in caplog.text
-    assert P.summary_channel(row) is None
+    assert spe1.summary_channel(row) is None
 
 
 def test_binary_recording_with_probe_file_and_spike_times_file(mock, tmp_path):
@@ -718,39 +736,42 @@ def test_binary_recording_with_probe_file_and_spike_times_file(mock, tmp_path):
 
     channel_map = mock.cell.channel_map
     probeinterface.write_probeinterface(
-        tmp_path / "probe.json", P.probe_from_channel_map(channel_map)
+        tmp_path / "probe.json", spe1.probe_from_channel_map(channel_map)
     )
-    recording = P.open_recording(
+    recording = recordings.open_recording(
         "binary",
         mock.cell.npx_path,
         probe_path=tmp_path / "probe.json",
         sampling_frequency=FS,
         num_channels=384,
         dtype="int16",
-        gain_to_uV=P.NPX_GAIN_UV,
+        gain_to_uV=spe1.NPX_GAIN_UV,
         offset_to_uV=0.0,
     )
     np.testing.assert_array_equal(recording.get_channel_locations(), channel_map.locations)
     assert recording.get_num_samples() == mock.cell.n_npx
     np.save(tmp_path / "gt.npy", np.array([30, 10, 20]))
     np.savetxt(tmp_path / "gt.csv", [0.5, 0.001], delimiter=",")
-    assert P.load_spike_samples(tmp_path / "gt.npy").tolist() == [10, 20, 30]
-    assert P.load_spike_samples(tmp_path / "gt.csv", FS, "seconds").tolist() == [30, 15_000]
+    assert recordings.load_spike_samples(tmp_path / "gt.npy").tolist() == [10, 20, 30]
+    assert recordings.load_spike_samples(tmp_path / "gt.csv", FS, "seconds").tolist() == [
+        30,
+        15_000,
+    ]
     with pytest.raises(InputError, match="probe file not found"):
-        P.open_recording("binary", mock.cell.npx_path, probe_path=tmp_path / "none.json")
+        recordings.open_recording("binary", mock.cell.npx_path, probe_path=tmp_path / "none.json")
 
 
 def test_open_recording_errors_name_the_path(tmp_path):
     with pytest.raises(InputError, match="recording not found"):
-        P.open_recording("openephys", tmp_path / "missing")
+        recordings.open_recording("openephys", tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="openephys reader failed"):
-        P.open_recording("openephys", tmp_path / "empty")
+        recordings.open_recording("openephys", tmp_path / "empty")
 
 
 def test_summary_errors(tmp_path):
     with pytest.raises(InputError, match="file not found"):
-        P.read_summary(tmp_path / "none.xlsx")
+        spe1.read_summary(tmp_path / "none.xlsx")
     shutil.copy(Path(__file__), tmp_path / "bad.xlsx")
     with pytest.raises(InputError, match="not a readable Excel file"):
-        P.read_summary(tmp_path / "bad.xlsx")
+        spe1.read_summary(tmp_path / "bad.xlsx")

@@ -1,4 +1,4 @@
-"""Sample plans (deepsif.md section 5) and DeepSIF's loader format."""
+"""Sample plans (docs/eeg-chain.md §5) and DeepSIF's loader format."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import pytest
 import scipy.io
 
 from conftest import CLIP_REGIONS
-from spikeforge.eeg_export import write_deepsif_clips, write_deepsif_metadata
-from spikeforge.errors import InputError
-from spikeforge.plan import PlanConfig, generate_plan, import_deepsif_plan
-from spikeforge.spike_library import Library
-from spikeforge.synthesis import synthesize
+from spikeforge.core.errors import InputError
+from spikeforge.eeg.export.deepsif import (
+    import_deepsif_plan,
+    write_deepsif_clips,
+    write_deepsif_metadata,
+)
+from spikeforge.eeg.library import Library
+from spikeforge.eeg.plan import PlanConfig, generate_plan
+from spikeforge.eeg.synthesis import synthesize
 
 
 def _connected(regions, neighbours):
@@ -179,7 +183,7 @@ def test_import_deepsif_metadata_reproduces_plan(real_anatomy, real_library, rea
 
 
 def test_plan_in_pieces_equals_plan_in_one(real_anatomy, real_library, real_plan, tmp_path):
-    from spikeforge.plan import read_plan, write_plan
+    from spikeforge.eeg.plan import read_plan, write_plan
 
     cfg = PlanConfig(n_samples=48, samples_per_region=4, centre_regions=CLIP_REGIONS)
     with Library(real_library) as library:

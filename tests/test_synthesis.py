@@ -1,4 +1,4 @@
-"""Synthesis against an independent, straightforward implementation of deepsif.md section 6."""
+"""Synthesis against an independent, straightforward implementation of docs/eeg-chain.md §6."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spikeforge.eeg_export import EEGShard, synthesize_shard, write_hdf5_shard, write_mat_samples
-from spikeforge.spike_library import Library
-from spikeforge.synthesis import add_white_noise, noise_rng, synthesize
+from spikeforge.eeg.export.hdf5 import EEGShard, synthesize_shard, write_hdf5_shard
+from spikeforge.eeg.export.mat import write_mat_samples
+from spikeforge.eeg.library import Library
+from spikeforge.eeg.synthesis import add_white_noise, noise_rng, synthesize
 
 
 def reference_sample(fwd, clips, plan, i, noise_rng_or_none):
-    """deepsif.md section 6, one sample, dense and literal (as DeepSIF's loader does it)."""
+    """docs/eeg-chain.md §6, one sample, dense and literal (as DeepSIF's loader does it)."""
     n_regions = fwd.shape[1]
     src = np.zeros((500, n_regions))
     all_labels = []

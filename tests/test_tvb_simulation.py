@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeforge.matio import load_mat
-from spikeforge.tvb_simulation import connectivity_regions, simulate_region
+from spikeforge.eeg.tvb import connectivity_regions, simulate_region
+from spikeforge.io.mat import load_mat
 
 ANATOMY = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepsif" / "anatomy"
 CONNECTIVITY_76 = ANATOMY / "connectivity_76.zip"

@@ -9,6 +9,7 @@ run with one clear line naming the file or config key and leaves nothing partial
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -32,15 +33,18 @@ pytestmark = pytest.mark.slow
 # Two splits; start/count give train one shard (samples 0..19) and test two (samples 5..34).
 TINY = {
     "seed": 11,
-    "anatomy": {"source": "demo", "demo": {"n_regions": 40, "n_channels": 32}},
-    "spike_library": {"source": "mock", "mock_clips_per_region": 1},
-    "plan": {"n_sources": 2},
-    "splits": {
-        "train": {"samples_per_region": 1, "count": 20},
-        "test": {"samples_per_region": 1, "target_snrs_db": [10, 15], "start": 5, "count": 30},
+    "eeg": {
+        "enabled": True,
+        "anatomy": {"source": "demo", "demo": {"n_regions": 40, "n_channels": 32}},
+        "spike_library": {"source": "mock", "mock_clips_per_region": 1},
+        "plan": {"n_sources": 2},
+        "splits": {
+            "train": {"samples_per_region": 1, "count": 20},
+            "test": {"samples_per_region": 1, "target_snrs_db": [10, 15], "start": 5, "count": 30},
+        },
+        "synthesis": {"samples_per_shard": 20},
+        "export": {"mat": {"enabled": True, "splits": ["test"]}, "deepsif": {"enabled": True}},
     },
-    "synthesis": {"samples_per_shard": 20},
-    "export": {"mat": {"enabled": True, "splits": ["test"]}, "deepsif": {"enabled": True}},
 }
 REBUILT_SHARD = "test/hdf5/shard_0001.h5"
 REBUILT_MAT = "test/mat/shard_0001"
@@ -176,8 +180,12 @@ def test_tiny_build_outputs(tiny_build):
     results = tiny_build.workdir / "results"
     expected_ranges = {"train": [(0, 20)], "test": [(5, 25), (25, 35)]}
     for split, ranges in expected_ranges.items():
-        shards = sorted(p.name for p in (results / split / "hdf5").iterdir())
+        shards = sorted(p.name for p in (results / split / "hdf5").glob("shard_*"))
         assert shards == [f"shard_{k:04d}.h5" for k in range(len(ranges))]
+        index = json.loads((results / split / "hdf5" / "index.json").read_text())
+        assert [(e["file"], e["first_index"], e["n_samples"]) for e in index["shards"]] == [
+            (f"shard_{k:04d}.h5", a, b - a) for k, (a, b) in enumerate(ranges)
+        ]
         for k, (first, stop) in enumerate(ranges):
             with h5py.File(results / split / "hdf5" / f"shard_{k:04d}.h5", "r") as shard:
                 np.testing.assert_array_equal(shard["index"][()], np.arange(first, stop))
@@ -225,6 +233,7 @@ def test_deleted_shard_rebuilds_alone_and_byte_identical(tiny_build):
     assert dry.returncode == 0, succeeded(dry)
     assert job_counts(dry.output) == {
         "synthesize_shard": 1,
+        "split_index": 1,
         "export_mat_shard": 1,
         "export_mat_metadata": 1,
         "all": 1,
@@ -242,7 +251,13 @@ def test_deleted_shard_rebuilds_alone_and_byte_identical(tiny_build):
     changed = [k for k in every if after.get(k) != tiny_build.hashes.get(k)]
     assert changed == [], f"rebuilt files differ from the originals: {changed}"
     # Everything else was left alone (not rewritten with equal content).
-    rebuilt = (results / REBUILT_SHARD, results / REBUILT_MAT, results / "test" / "mat")
+    rebuilt = (
+        results / REBUILT_SHARD,
+        results / REBUILT_MAT,
+        results / "test" / "mat",
+        results / "test" / "hdf5" / "index.json",
+        results / "run.json",
+    )
     for path, mtime in before_mtimes.items():
         if not any(path == r or r in path.parents for r in rebuilt):
             assert path.stat().st_mtime_ns == mtime, path
@@ -257,10 +272,13 @@ def test_same_shard_in_fresh_folder_is_byte_identical(tiny_build, tmp_path):
     assert sorted(fresh) == [
         "anatomy/anatomy.h5",
         "plan/test.h5",
+        "run.json",
         "spike_library/library.h5",
         REBUILT_SHARD,
     ]
-    differing = sorted(k for k, digest in fresh.items() if tiny_build.hashes.get(k) != digest)
+    differing = sorted(
+        k for k, digest in fresh.items() if tiny_build.hashes.get(k) != digest and k != "run.json"
+    )
     assert differing == [], f"differ from the first folder's build: {differing}"
 
 
@@ -270,8 +288,8 @@ def test_same_shard_in_fresh_folder_is_byte_identical(tiny_build, tmp_path):
 @pytest.fixture(scope="session")
 def small_inputs(tmp_path_factory) -> Path:
     """A consistent 20-region, 32-channel anatomy and one mock clip per region."""
-    from spikeforge.demo_anatomy import write_demo_anatomy
-    from spikeforge.spike_library import write_mock_clips
+    from spikeforge.eeg.demo_anatomy import write_demo_anatomy
+    from spikeforge.eeg.library import write_mock_clips
 
     folder = tmp_path_factory.mktemp("inputs")
     write_demo_anatomy(
@@ -282,9 +300,14 @@ def small_inputs(tmp_path_factory) -> Path:
     return folder
 
 
+def eeg_config(**blocks) -> dict:
+    """A config that runs the EEG chain with these blocks (schema defaults for the rest)."""
+    return {"eeg": {"enabled": True, **blocks}}
+
+
 def files_config(folder: Path, **plan) -> dict:
-    return {
-        "anatomy": {
+    return eeg_config(
+        anatomy={
             "source": "files",
             "files": {
                 "leadfield": str(folder / "leadfield.mat"),
@@ -292,12 +315,12 @@ def files_config(folder: Path, **plan) -> dict:
                 "centres": str(folder / "centres.mat"),
             },
         },
-        "spike_library": {"source": "folder", "folder": str(folder / "nmm_spikes")},
-        "plan": plan,
-        "splits": {"train": {"samples_per_region": 1}},
-        "synthesis": {"samples_per_shard": 20},
-        "export": {"mat": {"enabled": False}, "deepsif": {"enabled": False}},
-    }
+        spike_library={"source": "folder", "folder": str(folder / "nmm_spikes")},
+        plan=plan,
+        splits={"train": {"samples_per_region": 1}},
+        synthesis={"samples_per_shard": 20},
+        export={"mat": {"enabled": False}, "deepsif": {"enabled": False}},
+    )
 
 
 @pytest.fixture
@@ -312,29 +335,24 @@ def assert_anatomy_job_failure(run: Run, workdir: Path, *fragments: str) -> str:
     line = assert_job_failure(
         run, workdir, "results/anatomy/anatomy.h5", "logs/anatomy/anatomy.log", *fragments
     )
-    assert [p for p in (workdir / "results").rglob("*") if p.is_file()] == []
+    # Only the run record (written when jobs start) is there.
+    files = [p for p in (workdir / "results").rglob("*") if p.is_file()]
+    assert [p.name for p in files] == ["run.json"]
     return line
 
 
-def test_leadfield_without_known_variable_at_startup(inputs, tmp_path):
-    """Every region is a centre, so start-up reads the leadfield's size and stops there."""
+@pytest.mark.parametrize("centres", [None, [0, 1, 2]])
+def test_leadfield_without_known_variable_at_startup(inputs, tmp_path, centres):
+    """Start-up reads the leadfield's header (for the region count) and stops there, naming
+    the key that would fix it, whether or not the plan needs every region."""
     path = inputs / "leadfield.mat"
     scipy.io.savemat(path, {"gain": scipy.io.loadmat(path)["fwd"]})
-    run = snakemake(tmp_path / "run", files_config(inputs))
-    assert_startup_failure(
+    run = snakemake(tmp_path / "run", files_config(inputs, centre_regions=centres))
+    line = assert_startup_failure(
         run, tmp_path / "run", str(path), "none of the variables fwd, forward, leadfield, L;"
     )
-
-
-def test_leadfield_without_known_variable_in_anatomy_job(inputs, tmp_path):
-    """With centre_regions set, start-up needs no leadfield size: the anatomy job stops."""
-    path = inputs / "leadfield.mat"
-    scipy.io.savemat(path, {"gain": scipy.io.loadmat(path)["fwd"]})
-    run = snakemake(tmp_path / "run", files_config(inputs, centre_regions=[0, 1, 2]))
-    line = assert_anatomy_job_failure(
-        run, tmp_path / "run", str(path), "expected one of fwd, forward, leadfield, L", "gain"
-    )
-    assert "anatomy.files.leadfield_key" in line
+    assert "config key eeg.anatomy.files.leadfield:" in line
+    assert "eeg.anatomy.files.leadfield_key" in line
 
 
 def test_leadfield_and_region_graph_size_mismatch(inputs, tmp_path):
@@ -395,15 +413,15 @@ def test_centre_region_without_clips(inputs, tmp_path):
 
 @pytest.mark.parametrize(
     ("section", "key"),
-    [("synthesis", "samples_per_shrad"), (None, "bogus")],
+    [("eeg.synthesis", "samples_per_shrad"), (None, "bogus")],
 )
 def test_unknown_config_key(tmp_path, section, key):
     """Schema validation stops start-up with one line naming the dotted key."""
-    config = {"splits": {"train": {"samples_per_region": 1}}}
+    config = eeg_config(splits={"train": {"samples_per_region": 1}})
     if section is None:
         config[key] = 1
     else:
-        config[section] = {key: 5}
+        config["eeg"]["synthesis"] = {key: 5}
     run = snakemake(tmp_path / "run", config)
     dotted = f"{section}.{key}" if section else key
     assert_startup_failure(run, tmp_path / "run", f"config key {dotted}: unknown key")
@@ -431,31 +449,32 @@ def test_default_centres_avoid_region_without_clips(inputs, tmp_path):
 def test_missing_leadfield_file(small_inputs, tmp_path):
     config = files_config(small_inputs)
     missing = tmp_path / "nonexistent.mat"
-    config["anatomy"]["files"]["leadfield"] = str(missing)
+    config["eeg"]["anatomy"]["files"]["leadfield"] = str(missing)
     run = snakemake(tmp_path / "run", config)
     assert_startup_failure(
-        run, tmp_path / "run", "config key anatomy.files.leadfield:", f"file not found: {missing}"
-    )
+        run, tmp_path / "run", "config key eeg.anatomy.files.leadfield:",
+        f"file not found: {missing}",
+    )  # fmt: skip
 
 
 def test_missing_region_mapping_file(small_inputs, tmp_path):
     """Checked at start-up with the other configured files."""
     config = files_config(small_inputs)
     missing = tmp_path / "nonexistent.mat"
-    config["anatomy"]["files"]["region_mapping"] = str(missing)
+    config["eeg"]["anatomy"]["files"]["region_mapping"] = str(missing)
     run = snakemake(tmp_path / "run", config)
     assert_startup_failure(
-        run, tmp_path / "run", "config key anatomy.files.region_mapping:",
+        run, tmp_path / "run", "config key eeg.anatomy.files.region_mapping:",
         f"file not found: {missing}",
     )  # fmt: skip
 
 
 def test_missing_clip_folder(small_inputs, tmp_path):
     config = files_config(small_inputs)
-    config["spike_library"]["folder"] = str(tmp_path / "no_clips")
+    config["eeg"]["spike_library"]["folder"] = str(tmp_path / "no_clips")
     run = snakemake(tmp_path / "run", config)
     assert_startup_failure(
-        run, tmp_path / "run", "config key spike_library.folder:", "folder not found"
+        run, tmp_path / "run", "config key eeg.spike_library.folder:", "folder not found"
     )
 
 
@@ -474,13 +493,13 @@ def real_anatomy_files() -> dict[str, str]:
 
 def test_real_anatomy_shards_and_anatomy_job(tmp_path):
     """994 regions read from the real leadfield's header give ceil(994 / 400) = 3 shards."""
-    config = {
-        "anatomy": {"source": "files", "files": real_anatomy_files()},
-        "spike_library": {"source": "mock"},
-        "splits": {"train": {"samples_per_region": 1}},
-        "synthesis": {"samples_per_shard": 400},
-        "export": {"deepsif": {"enabled": False}},
-    }
+    config = eeg_config(
+        anatomy={"source": "files", "files": real_anatomy_files()},
+        spike_library={"source": "mock"},
+        splits={"train": {"samples_per_region": 1}},
+        synthesis={"samples_per_shard": 400},
+        export={"deepsif": {"enabled": False}},
+    )
     workdir = tmp_path / "run"
     dry = snakemake(workdir, config, "-n")
     assert dry.returncode == 0, succeeded(dry)
@@ -502,12 +521,12 @@ def test_real_leadfield_with_wrong_region_mapping(small_inputs, tmp_path):
     """A realistic mix-up: DeepSIF's leadfield with another head's (20-region) neighbour lists."""
     files = real_anatomy_files()
     files["region_mapping"] = str(small_inputs / "region_mapping.mat")
-    config = {
-        "anatomy": {"source": "files", "files": files},
-        "spike_library": {"source": "folder", "folder": str(small_inputs / "nmm_spikes")},
-        "splits": {"train": {"samples_per_region": 1}},
-        "synthesis": {"samples_per_shard": 1000},
-    }
+    config = eeg_config(
+        anatomy={"source": "files", "files": files},
+        spike_library={"source": "folder", "folder": str(small_inputs / "nmm_spikes")},
+        splits={"train": {"samples_per_region": 1}},
+        synthesis={"samples_per_shard": 1000},
+    )
     run = snakemake(tmp_path / "run", config)
     assert_anatomy_job_failure(
         run, tmp_path / "run", files["region_mapping"],

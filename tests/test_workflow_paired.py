@@ -20,9 +20,6 @@ from test_workflow import (
 pytestmark = pytest.mark.slow
 
 PAIRED_TINY = {
-    "anatomy": {"source": "demo", "demo": {"n_regions": 20, "n_channels": 16}},
-    "spike_library": {"source": "mock", "mock_clips_per_region": 1},
-    "splits": {},
     "paired": {
         "enabled": True, "source": "mock", "cells": ["cell_a", "cell_b"],
         "mock": {"duration_s": 8.0}, "window": {"skip_s": 1.0, "duration_s": 6.0},

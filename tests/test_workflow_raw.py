@@ -22,8 +22,8 @@ from test_workflow import (
 
 pytestmark = pytest.mark.slow
 
-RAW_TINY = {
-    "seed": 5,
+RAW_EEG = {
+    "enabled": True,
     "anatomy": {"source": "demo", "demo": {"n_regions": 24, "n_channels": 16}},
     "spike_library": {"source": "raw"},
     "raw": {"source": "mock", "regions": [2, 9, 17], "iterations": [0, 1],
@@ -32,6 +32,12 @@ RAW_TINY = {
     "synthesis": {"samples_per_shard": 12},
     "export": {"mat": {"enabled": False}, "deepsif": {"enabled": True}},
 }  # fmt: skip
+RAW_TINY = {"seed": 5, "eeg": RAW_EEG}
+
+
+def raw_config(**blocks) -> dict:
+    """RAW_TINY with some EEG blocks replaced."""
+    return {"seed": 5, "eeg": dict(RAW_EEG, **blocks)}
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +106,7 @@ def test_missing_raw_chunk_and_region_mismatch(raw_build, tmp_path):
     folder = tmp_path / "raw_nmm"
     shutil.copytree(raw, folder)
     (folder / "a9" / "mean_iter_1_a_iter_9_1.mat").unlink()
-    config = dict(RAW_TINY, raw=dict(RAW_TINY["raw"], source="folder", folder=str(folder)))
+    config = raw_config(raw=dict(RAW_EEG["raw"], source="folder", folder=str(folder)))
     workdir = tmp_path / "run"
     run = snakemake(workdir, config)
     assert_job_failure(
@@ -113,7 +119,7 @@ def test_missing_raw_chunk_and_region_mismatch(raw_build, tmp_path):
         data = scipy.io.loadmat(chunk)
         data["data"] = np.hstack([data["data"], data["data"][:, :1]])
         scipy.io.savemat(chunk, {k: v for k, v in data.items() if not k.startswith("_")})
-    config["raw"] = dict(config["raw"], regions=[2])
+    config["eeg"]["raw"] = dict(config["eeg"]["raw"], regions=[2])
     workdir = tmp_path / "run2"
     run = snakemake(workdir, config)
     assert_job_failure(
@@ -130,8 +136,7 @@ def test_tvb_simulation_feeds_clip_extraction(tmp_path):
     connectivity = REAL_ANATOMY / "connectivity_76.zip"
     if not connectivity.is_file():
         pytest.skip(f"{connectivity} not found (../shared/data absent)")
-    config = dict(
-        RAW_TINY,
+    config = raw_config(
         anatomy={"source": "demo", "demo": {"n_regions": 76, "n_channels": 16}},
         raw={
             "source": "tvb", "regions": [0, 1], "iterations": [0],

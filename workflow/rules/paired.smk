@@ -1,38 +1,68 @@
-rule mock_spe1:
-    output:
-        directory(f"{DEMO}/spe1"),
-    log:
-        "logs/paired/mock_spe1.log",
-    conda:
-        "../../envs/spikeforge.yaml"
-    params:
-        cells=PAIRED["cells"],
-        duration_s=PAIRED["mock"]["duration_s"],
-        seed=config["seed"],
-        version=SPIKEFORGE_VERSION,
-    script:
-        "../scripts/mock_spe1.py"
+if PAIRED.source == "mock":
+
+    rule mock_spe1_probe:
+        output:
+            PAIRED.mock_chan_map,
+        log:
+            PAIRED.logs["mock_spe1_probe"],
+        conda:
+            "../../envs/spikeforge.yaml"
+        params:
+            version=SPIKEFORGE_VERSION,
+        script:
+            "../scripts/mock_spe1_probe.py"
+
+    rule mock_spe1_cell:
+        output:
+            cell=directory(PAIRED.mock_cell),
+            row=PAIRED.mock_row,
+        log:
+            PAIRED.logs["mock_spe1_cell"],
+        conda:
+            "../../envs/spikeforge.yaml"
+        resources:
+            mem_mb=resources.paired_mem_mb(PAIRED, "mock_spe1_cell"),
+        params:
+            duration_s=PAIRED.cfg["mock"]["duration_s"],
+            seed=PAIRED.seed,
+            version=SPIKEFORGE_VERSION,
+        script:
+            "../scripts/mock_spe1_cell.py"
+
+    rule mock_spe1_summary:
+        input:
+            [path(PAIRED.mock_row, cell=cell) for cell in PAIRED.cells],
+        output:
+            PAIRED.mock_summary,
+        log:
+            PAIRED.logs["mock_spe1_summary"],
+        conda:
+            "../../envs/spikeforge.yaml"
+        params:
+            version=SPIKEFORGE_VERSION,
+        script:
+            "../scripts/mock_spe1_summary.py"
 
 
 rule convert_cell:
     input:
-        unpack(paired_inputs),
+        unpack(convert_cell_inputs),
     output:
-        train=directory("results/paired/{cell}/train"),
-        test=directory("results/paired/{cell}/test"),
-        dataset_dict="results/paired/{cell}/dataset_dict.json",
-        metadata="results/paired/{cell}/conversion_metadata.json",
-        templates="results/paired/{cell}/templates.npz",
+        **{
+            name: directory(pattern) if name in ("train", "test") else pattern
+            for name, pattern in PAIRED.outputs.items()
+        },
     log:
-        "logs/paired/convert_{cell}.log",
+        PAIRED.logs["convert_cell"],
     conda:
         "../../envs/spikeforge.yaml"
     threads: 2
-    params:
-        paired=PAIRED,
-        spe1=lambda wildcards: (
-            spe1_paths() if PAIRED["source"] != "recordings" else None
+    resources:
+        mem_mb=lambda wildcards, threads: resources.paired_mem_mb(
+            PAIRED, "convert_cell", threads
         ),
+    params:
+        settings=lambda wildcards: PAIRED.cell_settings(wildcards.cell),
         version=SPIKEFORGE_VERSION,
     script:
         "../scripts/convert_cell.py"

@@ -4,16 +4,12 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from spikeforge.anatomy import read_anatomy
-from spikeforge.matio import atomic_directory
-from spikeforge.runner import run
-from spikeforge.spike_library import write_mock_clips
+from spikeforge.eeg.library import write_mock_clip_folder
+from spikeforge.workflow.jobs import run
 
-
-def main(sm):
-    n_regions = read_anatomy(sm.input.anatomy).n_regions
-    with atomic_directory(sm.output[0]) as staging:
-        write_mock_clips(staging, n_regions, sm.params.clips_per_region, sm.params.seed)
-
-
-run(snakemake, main)  # noqa: F821
+run(
+    snakemake,  # noqa: F821
+    lambda sm: write_mock_clip_folder(
+        sm.output[0], sm.input.anatomy, sm.params.clips_per_region, sm.params.seed
+    ),
+)

@@ -4,27 +4,22 @@ from pathlib import Path
 # The library is importable from a source checkout as well as when installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-import logging
+from spikeforge.eeg.export.hdf5 import synthesize_shard_file
+from spikeforge.workflow.jobs import run
 
-from spikeforge.anatomy import read_anatomy
-from spikeforge.eeg_export import synthesize_shard
-from spikeforge.plan import read_plan
-from spikeforge.runner import run
-from spikeforge.spike_library import Library
-
-
-def main(sm):
-    first, stop = sm.params.sample_range
-    split = sm.wildcards.split
-    fwd = read_anatomy(sm.input.anatomy).leadfield
-    plan = read_plan(sm.input.plan, first, stop)
-    with Library(sm.input.library) as library:
-        synthesize_shard(
-            sm.output[0], fwd, library, plan, first, sm.params.seed, split,
-            add_noise=sm.params.noise, label_pad=sm.params.label_pad,
-            compression=sm.params.compression, level=sm.params.compression_level,
-        )  # fmt: skip
-    logging.info("%s samples %d..%d written", split, first, stop - 1)
-
-
-run(snakemake, main)  # noqa: F821
+run(
+    snakemake,  # noqa: F821
+    lambda sm: synthesize_shard_file(
+        sm.output[0],
+        sm.input.anatomy,
+        sm.input.library,
+        sm.input.plan,
+        sm.params.sample_range,
+        sm.params.seed,
+        sm.wildcards.split,
+        add_noise=sm.params.noise,
+        label_pad=sm.params.label_pad,
+        compression=sm.params.compression,
+        level=sm.params.compression_level,
+    ),
+)

@@ -1,0 +1,1 @@
+"""File formats shared by the chains: MATLAB (v5 and v7.3), HDF5, the HF datasets layout."""

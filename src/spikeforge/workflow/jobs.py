@@ -1,0 +1,78 @@
+"""Glue between a rule's script and the library: logging to the rule's log, warnings on the
+console too, one clear line for bad input, the traceback of anything unexpected in the log.
+
+    run(snakemake, lambda sm: library_function(...))
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from spikeforge.core.errors import InputError
+
+CONSOLE_PREFIX = "spikeforge"
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def __init__(self, job: str) -> None:
+        super().__init__()
+        self.job = job
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{CONSOLE_PREFIX}: warning: {self.job}: {record.getMessage()}"
+
+
+def _job_name(snakemake: Any) -> str:
+    wildcards = dict(getattr(snakemake, "wildcards", {}) or {})
+    values = ", ".join(str(v) for v in wildcards.values())
+    return f"{snakemake.rule} {values}".strip() if values else str(snakemake.rule)
+
+
+def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
+    """Run `main(snakemake)` with logging sent to the rule's log file.
+
+    Warnings also go to stderr (the console of a local run, the job's log on a cluster).
+    Bad input (InputError) ends the job with one line naming the file or key and the problem,
+    written to the log and to stderr, and exit status 1. Any other exception writes its
+    traceback to the log and one line pointing there to stderr. Outputs are written
+    atomically, so nothing partial is left behind.
+    """
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    job = _job_name(snakemake)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    console.setFormatter(_ConsoleFormatter(job))
+    handlers: list[logging.Handler] = [console]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+        handlers[-1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    logging.captureWarnings(True)
+    where = f" (traceback in {log_path})" if log_path else ""
+    try:
+        main(snakemake)
+    except InputError as error:
+        _log_only(logging.ERROR, "bad input: %s", error)
+        print(f"{CONSOLE_PREFIX}: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as error:
+        _log_only(logging.ERROR, "unexpected error:\n%s", traceback.format_exc())
+        print(
+            f"{CONSOLE_PREFIX}: error: {job}: unexpected {type(error).__name__}: {error}{where}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+def _log_only(level: int, message: str, *args: Any) -> None:
+    """A record for the log file, not the console (which gets its own one line)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(logging.LogRecord("spikeforge", level, "", 0, message, args, None))
+    if not any(isinstance(h, logging.FileHandler) for h in root.handlers):
+        sys.stderr.write((message % args) + "\n")

@@ -1,0 +1,440 @@
+"""Every path a run writes or reads, and the arithmetic that names them (splits, shards,
+regions), in one place: the rules, the start-up checks, the job count and the size estimate
+all ask these objects, never their own copies.
+
+Patterns keep Snakemake's wildcards (`{split}`, `{shard}`, `{region}`, `{iteration}`, `{k}`,
+`{cell}`); `path(pattern, **wildcards)` fills them in. Every path lies under the run's folder
+(`run_dir`): results/, logs/ and resources/ (generated inputs such as the demo's).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from spikeforge.eeg.anatomy import LEADFIELD_KEYS
+from spikeforge.eeg.library import clip_info_path
+from spikeforge.eeg.raw import chunk_name, region_folder_name
+from spikeforge.eeg.tvb import chunk_count
+from spikeforge.io.mat import mat_variable_shape
+
+
+def path(pattern: str, **wildcards: Any) -> str:
+    """`pattern` with its wildcards filled in."""
+    return pattern.format(**wildcards)
+
+
+def _join(*parts: str) -> str:
+    # Normalised so that "./results/x" and "results/x" are the same file to Snakemake.
+    return os.path.normpath(os.path.join(*parts))
+
+
+@dataclass(frozen=True)
+class RunFolders:
+    """results/, logs/ and resources/ of a run folder."""
+
+    root: str
+    results: str
+    logs: str
+    resources: str
+
+    @classmethod
+    def of(cls, run_dir: str | Path = ".") -> RunFolders:
+        root = os.path.normpath(str(run_dir))
+        return cls(root, _join(root, "results"), _join(root, "logs"), _join(root, "resources"))
+
+
+def split_range(total: int, start: int, count: int | None) -> tuple[int, int]:
+    """[start, stop) of a split's exported samples: `count` from `start` (None: to the end),
+    cut at `total`. ValueError when `start` is not below `total`."""
+    if start >= total:
+        raise ValueError(f"{start} is past the plan's {total} samples")
+    stop = total if count is None else min(total, start + count)
+    return start, stop
+
+
+def shard_ranges(start: int, stop: int, per_shard: int) -> list[tuple[int, int]]:
+    """[first, stop) of each shard of the samples [start, stop), `per_shard` at most each."""
+    if per_shard < 1:
+        raise ValueError("samples per shard must be at least 1")
+    return [(a, min(stop, a + per_shard)) for a in range(start, stop, per_shard)]
+
+
+def shard_name(k: int) -> str:
+    return f"{k:04d}"
+
+
+class EEGLayout:
+    """The EEG chain of a run: its paths, regions, splits and shards."""
+
+    def __init__(self, eeg: Mapping[str, Any], seed: int, folders: RunFolders) -> None:
+        self.cfg = eeg
+        self.seed = seed
+        self.folders = folders
+        results, logs = folders.results, folders.logs
+        demo = _join(folders.resources, "demo")
+        self.demo_anatomy = {
+            "leadfield": f"{demo}/anatomy/leadfield.mat",
+            "region_mapping": f"{demo}/anatomy/region_mapping.mat",
+            "centres": f"{demo}/anatomy/centres.mat",
+        }
+        self.anatomy = f"{results}/anatomy/anatomy.h5"
+        self.mock_raw_folder = f"{demo}/raw_nmm"
+        self.mock_raw_region = f"{demo}/raw_nmm/{region_folder_name('{region}')}"
+        self.tvb_folder = f"{results}/raw_nmm"
+        self.tvb_chunk = f"{results}/raw_nmm/{region_folder_name('{region}')}/" + chunk_name(
+            "{region}", "{iteration}", "{k}"
+        )
+        self.clip_folder = f"{results}/nmm_spikes"
+        self.clips = f"{results}/nmm_spikes/{region_folder_name('{region}')}"
+        self.clip_info = str(clip_info_path(self.clip_folder, "{region}"))  # type: ignore[arg-type]
+        self.mock_clips = f"{demo}/nmm_spikes"
+        self.library = f"{results}/spike_library/library.h5"
+        self.plan = f"{results}/plan/{{split}}.h5"
+        self.shard = f"{results}/{{split}}/hdf5/shard_{{shard}}.h5"
+        self.split_index = f"{results}/{{split}}/hdf5/index.json"
+        self.mat_shard = f"{results}/{{split}}/mat/shard_{{shard}}"
+        self.mat_metadata = f"{results}/{{split}}/mat/extraction_metadata.mat"
+        self.deepsif_metadata = f"{results}/deepsif/{{split}}_sample_source1.mat"
+        self.deepsif_clips = f"{results}/deepsif/{{split}}_sample_nmm.h5"
+        self.logs = {
+            "demo_anatomy": f"{logs}/anatomy/demo_anatomy.log",
+            "anatomy": f"{logs}/anatomy/anatomy.log",
+            "mock_raw_nmm": f"{logs}/clips/mock_raw_nmm_{{region}}.log",
+            "simulate_tvb": f"{logs}/clips/simulate_tvb_{{region}}_{{iteration}}.log",
+            "extract_clips": f"{logs}/clips/extract_clips_{{region}}.log",
+            "mock_spike_clips": f"{logs}/spike_library/mock_spike_clips.log",
+            "spike_library": f"{logs}/spike_library/spike_library.log",
+            "sample_plan": f"{logs}/plan/{{split}}.log",
+            "synthesize_shard": f"{logs}/synthesis/{{split}}_{{shard}}.log",
+            "split_index": f"{logs}/synthesis/{{split}}_index.log",
+            "export_mat_shard": f"{logs}/export/mat_{{split}}_{{shard}}.log",
+            "export_mat_metadata": f"{logs}/export/mat_metadata_{{split}}.log",
+            "export_deepsif": f"{logs}/export/deepsif_{{split}}.log",
+        }
+
+    # ------------------------------------------------------------------ config views
+    @property
+    def anatomy_cfg(self) -> Mapping[str, Any]:
+        return self.cfg["anatomy"]
+
+    @property
+    def raw_cfg(self) -> Mapping[str, Any]:
+        return self.cfg["raw"]
+
+    @property
+    def clip_source(self) -> str:
+        return self.cfg["spike_library"]["source"]
+
+    @property
+    def plan_cfg(self) -> Mapping[str, Any]:
+        return self.cfg["plan"]
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.cfg["splits"])
+
+    @property
+    def samples_per_shard(self) -> int:
+        return int(self.cfg["synthesis"]["samples_per_shard"])
+
+    # ------------------------------------------------------------------ anatomy and regions
+    def anatomy_inputs(self) -> dict[str, str]:
+        """The head model files the anatomy job reads."""
+        if self.anatomy_cfg["source"] == "demo":
+            return dict(self.demo_anatomy)
+        files = self.anatomy_cfg["files"]
+        inputs = {k: files[k] for k in ("leadfield", "region_mapping", "centres")}
+        if files["distances"]:
+            inputs["distances"] = files["distances"]
+        return inputs
+
+    @cached_property
+    def n_regions(self) -> int:
+        """Regions of the head model: from the config (demo) or the leadfield's header.
+        Raises InputError naming the file when the header cannot be read."""
+        if self.anatomy_cfg["source"] == "demo":
+            return int(self.anatomy_cfg["demo"]["n_regions"])
+        key = self.anatomy_cfg["files"]["leadfield_key"]
+        keys = [key] if key else list(LEADFIELD_KEYS)
+        return int(mat_variable_shape(self.anatomy_cfg["files"]["leadfield"], keys)[1])
+
+    @property
+    def n_channels(self) -> int:
+        if self.anatomy_cfg["source"] == "demo":
+            return int(self.anatomy_cfg["demo"]["n_channels"])
+        key = self.anatomy_cfg["files"]["leadfield_key"]
+        keys = [key] if key else list(LEADFIELD_KEYS)
+        return int(mat_variable_shape(self.anatomy_cfg["files"]["leadfield"], keys)[0])
+
+    def raw_regions(self) -> list[int]:
+        """Spiking regions whose raw recordings become clips."""
+        regions = self.raw_cfg["regions"]
+        return list(regions) if regions is not None else list(range(self.n_regions))
+
+    def tvb_chunk_count(self) -> int:
+        tvb = self.raw_cfg["tvb"]
+        return chunk_count(tvb["duration_s"], tvb["chunk_s"])
+
+    def tvb_outputs(self) -> list[str]:
+        """simulate_tvb's chunk files, with the {region} and {iteration} wildcards."""
+        n_chunks = self.tvb_chunk_count() if self.raw_cfg["source"] == "tvb" else 1
+        return [
+            path(self.tvb_chunk, region="{region}", iteration="{iteration}", k=k)
+            for k in range(n_chunks)
+        ]
+
+    def raw_folder(self) -> str:
+        """The folder holding a{r}/ raw recordings."""
+        return {
+            "mock": self.mock_raw_folder,
+            "folder": self.raw_cfg["folder"],
+            "tvb": self.tvb_folder,
+        }[self.raw_cfg["source"]]
+
+    def raw_input(self, region: int) -> str | list[str]:
+        """What extract_clips reads for one region: a folder, or TVB's chunk files."""
+        if self.raw_cfg["source"] == "tvb":
+            return [
+                path(self.tvb_chunk, region=region, iteration=m, k=k)
+                for m in self.raw_cfg["iterations"]
+                for k in range(self.tvb_chunk_count())
+            ]
+        if self.raw_cfg["source"] == "mock":
+            return path(self.mock_raw_region, region=region)
+        return str(Path(self.raw_cfg["folder"]) / region_folder_name(region))
+
+    # ------------------------------------------------------------------ spike library
+    def library_folder(self) -> str:
+        return {
+            "raw": self.clip_folder,
+            "mock": self.mock_clips,
+            "folder": self.cfg["spike_library"]["folder"],
+        }[self.clip_source]
+
+    def library_regions(self) -> list[int] | None:
+        """The region folders the library reads (None: every a{r} of a folder of clips)."""
+        return self.raw_regions() if self.clip_source == "raw" else None
+
+    def library_inputs(self) -> dict[str, Any]:
+        if self.clip_source == "raw":
+            regions = self.raw_regions()
+            return {
+                "clips": [path(self.clips, region=r) for r in regions],
+                "clip_info": [path(self.clip_info, region=r) for r in regions],
+            }
+        return {"clips": self.library_folder()}
+
+    # ------------------------------------------------------------------ splits and shards
+    def split_size(self, split: str) -> int:
+        """Samples the split's plan holds (from the config and file headers)."""
+        if self.plan_cfg["source"] == "deepsif":
+            metadata = self.plan_cfg["deepsif_metadata"][split]
+            return int(mat_variable_shape(metadata, ["selected_region"])[0])
+        centres = self.plan_cfg["centre_regions"]
+        if centres:
+            n_centres = len(centres)
+        elif self.clip_source == "raw":
+            n_centres = len(self.raw_regions())
+        else:
+            n_centres = self.n_regions
+        return n_centres * int(self.cfg["splits"][split]["samples_per_region"])
+
+    def split_range(self, split: str) -> tuple[int, int]:
+        settings = self.cfg["splits"][split]
+        return split_range(self.split_size(split), settings["start"], settings["count"])
+
+    def shard_ranges(self, split: str) -> list[tuple[int, int]]:
+        return shard_ranges(*self.split_range(split), self.samples_per_shard)
+
+    def shards(self, split: str) -> list[str]:
+        return [shard_name(k) for k in range(len(self.shard_ranges(split)))]
+
+    def shard_range(self, split: str, shard: str) -> tuple[int, int]:
+        return self.shard_ranges(split)[int(shard)]
+
+    def plan_settings(self, split: str) -> dict[str, Any]:
+        """The keywords of eeg.plan.PlanConfig for one split (what its sample_plan job uses)."""
+        plan, settings = self.plan_cfg, self.cfg["splits"][split]
+        centres = plan["centre_regions"]
+        return {
+            "n_samples": self.split_size(split),
+            "n_sources": plan["n_sources"],
+            "samples_per_region": settings["samples_per_region"],
+            "patch_method": plan["patch_method"],
+            "grow_layers": list(plan["grow_layers"]),
+            "disk_radius_mm": plan["disk_radius_mm"],
+            "point_05_range_mm": list(plan["point_05_range_mm"]),
+            "target_snrs_db": list(settings["target_snrs_db"]),
+            "sensor_snrs_db": list(plan["sensor_snrs_db"]),
+            "centre_regions": list(centres) if centres else None,
+        }
+
+    def mat_splits(self) -> list[str]:
+        mat = self.cfg["export"]["mat"]
+        if not mat["enabled"]:
+            return []
+        if mat["splits"] is None:
+            return self.splits
+        return [s for s in mat["splits"] if s in self.splits]
+
+    # ------------------------------------------------------------------ what the chain makes
+    def targets(self) -> list[str]:
+        # Intermediate outputs are named too: Snakemake only notices a deleted file it targets.
+        outputs: list[str] = []
+        if self.clip_source == "raw":
+            inputs = self.library_inputs()
+            outputs += inputs["clips"] + inputs["clip_info"]
+        for split in self.splits:
+            shards = self.shards(split)
+            outputs += [path(self.shard, split=split, shard=k) for k in shards]
+            outputs.append(path(self.split_index, split=split))
+            if split in self.mat_splits():
+                outputs += [path(self.mat_shard, split=split, shard=k) for k in shards]
+                outputs.append(path(self.mat_metadata, split=split))
+            if self.cfg["export"]["deepsif"]["enabled"]:
+                outputs.append(path(self.deepsif_metadata, split=split))
+                outputs.append(path(self.deepsif_clips, split=split))
+        return outputs
+
+    def job_counts(self) -> dict[str, int]:
+        """Jobs of every rule this chain's config defines (what a first run executes)."""
+        counts: dict[str, int] = {}
+        if self.anatomy_cfg["source"] == "demo":
+            counts["demo_anatomy"] = 1
+        counts["anatomy"] = 1
+        if self.clip_source == "raw":
+            regions = len(self.raw_regions())
+            if self.raw_cfg["source"] == "mock":
+                counts["mock_raw_nmm"] = regions
+            elif self.raw_cfg["source"] == "tvb":
+                counts["simulate_tvb"] = regions * len(self.raw_cfg["iterations"])
+            counts["extract_clips"] = regions
+        elif self.clip_source == "mock":
+            counts["mock_spike_clips"] = 1
+        counts["spike_library"] = 1
+        splits = len(self.splits)
+        plan_rule = "import_deepsif_plan" if self.plan_cfg["source"] == "deepsif" else "sample_plan"
+        counts[plan_rule] = splits
+        counts["synthesize_shard"] = sum(len(self.shards(s)) for s in self.splits)
+        counts["split_index"] = splits
+        mat = self.mat_splits()
+        if mat:
+            counts["export_mat_shard"] = sum(len(self.shards(s)) for s in mat)
+            counts["export_mat_metadata"] = len(mat)
+        if self.cfg["export"]["deepsif"]["enabled"]:
+            counts["export_deepsif"] = splits
+        return {rule: n for rule, n in counts.items() if n}
+
+    def sample_count(self) -> int:
+        return sum(stop - start for s in self.splits for start, stop in [self.split_range(s)])
+
+
+class PairedLayout:
+    """The paired-recording chain of a run: its cells, their inputs and outputs."""
+
+    def __init__(self, paired: Mapping[str, Any], seed: int, folders: RunFolders) -> None:
+        self.cfg = paired
+        self.seed = seed
+        self.folders = folders
+        results, logs = folders.results, folders.logs
+        spe1 = _join(folders.resources, "demo", "spe1")
+        self.mock_root = spe1
+        self.mock_recordings = f"{spe1}/Recordings"
+        self.mock_cell = f"{spe1}/Recordings/{{cell}}"
+        self.mock_row = f"{spe1}/summary_rows/{{cell}}.json"
+        self.mock_chan_map = f"{spe1}/chanMap.mat"
+        self.mock_summary = f"{spe1}/Data Summary.xlsx"
+        cell = f"{results}/paired/{{cell}}"
+        self.outputs = {
+            "train": f"{cell}/train",
+            "test": f"{cell}/test",
+            "dataset_dict": f"{cell}/dataset_dict.json",
+            "metadata": f"{cell}/conversion_metadata.json",
+            "templates": f"{cell}/templates.npz",
+        }
+        self.logs = {
+            "mock_spe1_probe": f"{logs}/paired/mock_spe1_probe.log",
+            "mock_spe1_cell": f"{logs}/paired/mock_spe1_{{cell}}.log",
+            "mock_spe1_summary": f"{logs}/paired/mock_spe1_summary.log",
+            "convert_cell": f"{logs}/paired/convert_{{cell}}.log",
+        }
+
+    @property
+    def cells(self) -> list[str]:
+        return list(self.cfg["cells"])
+
+    @property
+    def source(self) -> str:
+        return self.cfg["source"]
+
+    def spe1_paths(self) -> dict[str, Any]:
+        """Recordings folder, channel map and summary of the SPE-1 layout (mock or real)."""
+        if self.source == "mock":
+            return {
+                "recordings": self.mock_recordings,
+                "chan_map": self.mock_chan_map,
+                "summary": self.mock_summary,
+                "reference_channels": None,
+            }
+        return dict(self.cfg["spe1"])
+
+    def cell_inputs(self, cell: str) -> dict[str, Any]:
+        """The files the cell's job reads (a summary the mock regenerates when a cell is added
+        is marked by the rule as ancient: existing cells' rows do not change)."""
+        if self.source == "recordings":
+            spec = self.cfg["recordings"][cell]
+            inputs = {"recording": spec["path"]}
+            for key in ("probe", "spike_times"):
+                if spec.get(key):
+                    inputs[key] = spec[key]
+            return inputs
+        paths = self.spe1_paths()
+        inputs = {
+            "cell": str(Path(paths["recordings"]) / cell),
+            "chan_map": paths["chan_map"],
+        }
+        if paths["summary"]:
+            inputs["summary"] = paths["summary"]
+        return inputs
+
+    def cell_settings(self, cell: str) -> dict[str, Any]:
+        """What convert_cell needs of the config for this cell only (paired.cell.CellSettings),
+        so that a change to another cell never marks this one as changed."""
+        cfg = self.cfg
+        settings: dict[str, Any] = {
+            "cell": cell,
+            "skip_s": cfg["window"]["skip_s"],
+            "duration_s": cfg["window"]["duration_s"],
+            "segment_s": cfg["segment_s"],
+            "train_fraction": cfg["train_fraction"],
+            "ms_before": cfg["template"]["ms_before"],
+            "ms_after": cfg["template"]["ms_after"],
+            "min_spikes": cfg["template"]["min_spikes"],
+            "bad_channels": dict(cfg["bad_channels"]),
+            "detect_threshold": cfg["peak_detection"]["detect_threshold"],
+            "peak_detection_seed": 0,
+        }
+        if self.source == "recordings":
+            spec = dict(cfg["recordings"][cell])
+            binary = spec.pop("binary", None) or {}
+            # Only the binary reader takes these (the others read them from the files).
+            settings["recording"] = {**spec, "binary": binary if spec["reader"] == "binary" else {}}
+        else:
+            settings["spe1"] = self.spe1_paths()
+        return settings
+
+    def targets(self) -> list[str]:
+        return [path(p, cell=cell) for cell in self.cells for p in self.outputs.values()]
+
+    def job_counts(self) -> dict[str, int]:
+        counts = {}
+        if self.source == "mock" and self.cells:
+            counts = {"mock_spe1_probe": 1, "mock_spe1_cell": len(self.cells)}
+            counts["mock_spe1_summary"] = 1
+        counts["convert_cell"] = len(self.cells)
+        return {rule: n for rule, n in counts.items() if n}

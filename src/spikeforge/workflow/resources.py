@@ -1,0 +1,59 @@
+"""Memory each job needs (MB), from the config and the sizes it implies: what the Slurm
+executor requests per job. Figures come from the benchmarks' peak-RSS measurements with
+room to spare; every job's memory is independent of the recording or dataset length."""
+
+from __future__ import annotations
+
+import math
+
+from spikeforge.eeg.clips import CLIP_SAMPLES
+from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS, RAW_FS
+from spikeforge.eeg.synthesis import BLOCK_SAMPLES
+from spikeforge.paired.spe1 import NPX_CHANNELS, NPX_SAMPLING_HZ
+from spikeforge.workflow.layout import EEGLayout, PairedLayout
+
+PYTHON_MB = 400  # interpreter, numpy, scipy, h5py and spikeinterface imported
+MARGIN = 1.5
+
+
+def _mb(n_bytes: float) -> int:
+    return int(math.ceil(n_bytes / 1e6))
+
+
+def eeg_mem_mb(eeg: EEGLayout, rule: str) -> int:
+    """Memory of one job of an EEG rule."""
+    n_regions, n_channels = eeg.n_regions, eeg.n_channels
+    width = FSAVERAGE_RAW_REGIONS if eeg.cfg["preprocessing"]["fsaverage_remap"] else n_regions
+    leadfield = n_channels * n_regions * 8
+    if rule == "extract_clips":
+        chunk_s = eeg.raw_cfg["mock"]["chunk_s"] if eeg.raw_cfg["source"] == "mock" else 10.0
+        chunk = chunk_s * RAW_FS * width * 4
+        # a raw chunk, its decimation and the float64 noise projection of its alpha rows
+        need = 4 * chunk + leadfield
+    elif rule == "synthesize_shard":
+        # a block of samples: float32 output, float64 EEG and source courses per sample
+        block = BLOCK_SAMPLES * CLIP_SAMPLES * (n_channels * 4 + 2 * 20 * 8)
+        plan_rows = eeg.samples_per_shard * eeg.plan_cfg["n_sources"] * 70 * 24
+        need = block + plan_rows + 2 * leadfield
+    elif rule in ("sample_plan", "import_deepsif_plan"):
+        need = 10_000 * eeg.plan_cfg["n_sources"] * 70 * 40 + n_regions * n_regions * 8 * 2
+    elif rule == "simulate_tvb":
+        need = 3.0e9  # TVB's history, weights and Numba
+    else:
+        # one clip (and its projection) at a time
+        need = CLIP_SAMPLES * (n_regions * 4 + n_channels * 8) * 4 + leadfield
+    return PYTHON_MB + _mb(need * MARGIN)
+
+
+def paired_mem_mb(paired: PairedLayout, rule: str, threads: int = 1) -> int:
+    """Memory of one job of a paired rule: per worker, a few copies of one segment."""
+    if rule == "convert_cell":
+        segment = paired.cfg["segment_s"] * NPX_SAMPLING_HZ * NPX_CHANNELS
+        # int16 read, float64 filter groups, float32 rows, the Arrow buffer: ~ 60 B a sample
+        per_worker = 200e6 + 15 * 4 * segment
+        return PYTHON_MB + _mb(MARGIN * (200e6 + max(1, threads) * per_worker))
+    if rule == "mock_spe1_cell":
+        # SpikeInterface's generator holds the patch trace and one second of 384 channels
+        patch = paired.cfg["mock"]["duration_s"] * 50_024 * 8 * 3
+        return PYTHON_MB + _mb(MARGIN * (patch + 300e6))
+    return PYTHON_MB + 600

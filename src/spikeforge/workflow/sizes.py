@@ -1,0 +1,114 @@
+"""How much a config writes, estimated at start-up from the config and file headers, so that a
+config whose defaults would write hundreds of GB is stopped before its first job.
+
+Exact where the layout fixes the size (raw recordings, shards, MAT files, Arrow rows); an
+assumption where it depends on the data: extracted clips are counted at one per
+SECONDS_PER_CLIP seconds of raw recording (the mock recordings' rate; real simulations give
+fewer) and a source patch at PATCH_REGIONS regions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spikeforge.eeg.clips import CLIP_SAMPLES
+from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS, RAW_FS
+from spikeforge.paired.spe1 import NPX_CHANNELS, NPX_SAMPLING_HZ, check_npx_binary, find_cell_files
+from spikeforge.workflow.layout import EEGLayout, PairedLayout
+
+SECONDS_PER_CLIP = 2.0
+PATCH_REGIONS = 20
+PATCH_WIDTH = 70
+FLOAT32, FLOAT64, INT32 = 4, 8, 4
+
+
+def eeg_bytes(eeg: EEGLayout) -> dict[str, int]:
+    """Estimated bytes per kind of output of the EEG chain."""
+    n_regions, n_channels = eeg.n_regions, eeg.n_channels
+    sizes: dict[str, int] = {}
+    n_clips = _clip_count(eeg, sizes, n_regions)
+    if eeg.clip_source != "folder":
+        sizes["clips"] = n_clips * CLIP_SAMPLES * n_regions * FLOAT32
+    clip_bytes = CLIP_SAMPLES * (n_regions * FLOAT32 + n_channels * FLOAT64 + FLOAT64)
+    sizes["spike library"] = n_clips * clip_bytes
+    n_sources = eeg.plan_cfg["n_sources"]
+    per_sample_plan = n_sources * PATCH_WIDTH * (INT32 + FLOAT64) + n_sources * 64
+    per_sample_shard = CLIP_SAMPLES * n_channels * FLOAT32 + n_sources * PATCH_WIDTH * INT32
+    per_sample_shard += n_sources * PATCH_REGIONS * (CLIP_SAMPLES * FLOAT32 + INT32)
+    per_sample_mat = CLIP_SAMPLES * (n_channels + n_regions) * FLOAT32
+    for split in eeg.splits:
+        start, stop = eeg.split_range(split)
+        sizes["plans"] = sizes.get("plans", 0) + eeg.split_size(split) * per_sample_plan
+        sizes["hdf5 shards"] = sizes.get("hdf5 shards", 0) + (stop - start) * per_sample_shard
+        if split in eeg.mat_splits():
+            sizes["mat samples"] = sizes.get("mat samples", 0) + (stop - start) * per_sample_mat
+        if eeg.cfg["export"]["deepsif"]["enabled"]:
+            deepsif = n_clips * CLIP_SAMPLES * n_regions * FLOAT32
+            sizes["deepsif"] = sizes.get("deepsif", 0) + deepsif
+    return sizes
+
+
+def _clip_count(eeg: EEGLayout, sizes: dict[str, int], n_regions: int) -> int:
+    """Clips of the spike library; adds the raw recordings the run writes to `sizes`."""
+    source = eeg.clip_source
+    if source == "mock":
+        return n_regions * int(eeg.cfg["spike_library"]["mock_clips_per_region"])
+    if source == "folder":
+        return n_regions * 10  # an existing folder: only the library's copy is written
+    raw = eeg.raw_cfg
+    recordings = len(eeg.raw_regions()) * len(raw["iterations"])
+    width = FSAVERAGE_RAW_REGIONS if eeg.cfg["preprocessing"]["fsaverage_remap"] else n_regions
+    if raw["source"] == "mock":
+        seconds = raw["mock"]["duration_s"]
+    elif raw["source"] == "tvb":
+        seconds = raw["tvb"]["duration_s"]
+    else:
+        seconds = raw["tvb"]["duration_s"]  # a folder of recordings: assume DeepSIF's length
+    if raw["source"] != "folder":
+        sizes["raw recordings"] = int(recordings * seconds * RAW_FS * width * FLOAT32)
+    return int(recordings * seconds / SECONDS_PER_CLIP)
+
+
+def paired_bytes(paired: PairedLayout) -> dict[str, int]:
+    """Estimated bytes of the paired chain: float32 Arrow rows of the analysis window, and the
+    mock recordings when the chain generates them."""
+    cfg = paired.cfg
+    window = cfg["window"]
+    sizes: dict[str, int] = {}
+    total = 0
+    for cell in paired.cells:
+        seconds = _recording_seconds(paired, cell)
+        if seconds is None:
+            seconds = window["duration_s"] or 0.0
+        available = max(0.0, seconds - window["skip_s"])
+        used = available if window["duration_s"] is None else min(available, window["duration_s"])
+        total += int(used * NPX_SAMPLING_HZ) * _channels(paired, cell) * FLOAT32
+    sizes["arrow datasets"] = total
+    if paired.source == "mock":
+        seconds = cfg["mock"]["duration_s"]
+        per_cell = seconds * (NPX_SAMPLING_HZ * NPX_CHANNELS * 2 + 50_024 * FLOAT64)
+        sizes["mock recordings"] = int(len(paired.cells) * per_cell)
+    return sizes
+
+
+def _recording_seconds(paired: PairedLayout, cell: str) -> float | None:
+    if paired.source == "mock":
+        return float(paired.cfg["mock"]["duration_s"])
+    if paired.source == "spe1":
+        try:
+            files = find_cell_files(Path(paired.spe1_paths()["recordings"]) / cell)
+            return check_npx_binary(files.npx_raw) / NPX_SAMPLING_HZ
+        except Exception:  # the start-up checks report unreadable cells
+            return None
+    return None
+
+
+def _channels(paired: PairedLayout, cell: str) -> int:
+    if paired.source == "recordings":
+        binary = paired.cfg["recordings"][cell].get("binary") or {}
+        return int(binary.get("num_channels") or NPX_CHANNELS)
+    return NPX_CHANNELS
+
+
+def gigabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.0f} MB"

@@ -1,0 +1,148 @@
+"""A run as the workflow starts it: the config resolved, the chains it enables laid out,
+every problem found before any job, the job count and output size printed, and the run
+folder claimed by this config (so two configs' outputs never mix)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeforge import __version__
+from spikeforge.core.errors import InputError
+from spikeforge.core.files import atomic_path
+from spikeforge.workflow import checks, sizes
+from spikeforge.workflow.config import SCHEMA, config_problems, fill_defaults, load_schema
+from spikeforge.workflow.layout import EEGLayout, PairedLayout, RunFolders
+
+CHAINS = ("eeg", "paired")
+RUN_RECORD = "run.json"
+
+
+@dataclass
+class Run:
+    config: dict[str, Any]
+    config_files: list[str]
+    folders: RunFolders
+    eeg: EEGLayout | None = None
+    paired: PairedLayout | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def record_path(self) -> Path:
+        return Path(self.folders.results) / RUN_RECORD
+
+    def chains(self) -> list[tuple[str, Any]]:
+        return [(name, layout) for name, layout in (("eeg", self.eeg), ("paired", self.paired))
+                if layout is not None]  # fmt: skip
+
+    def targets(self) -> list[str]:
+        return [target for _, layout in self.chains() for target in layout.targets()]
+
+    def job_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, layout in self.chains():
+            counts.update(layout.job_counts())
+        return counts
+
+    def output_bytes(self) -> dict[str, dict[str, int]]:
+        by_chain = {}
+        if self.eeg is not None:
+            by_chain["eeg"] = sizes.eeg_bytes(self.eeg)
+        if self.paired is not None:
+            by_chain["paired"] = sizes.paired_bytes(self.paired)
+        return by_chain
+
+    def problems(self) -> list[str]:
+        """Every problem of the config and its inputs, one line each."""
+        if self.eeg is None and self.paired is None:
+            return ["config: no chain is enabled (set eeg.enabled or paired.enabled to true)"]
+        found = self.ownership_problems()
+        if self.eeg is not None:
+            found += checks.eeg_problems(self.eeg)
+        if self.paired is not None:
+            found += checks.paired_problems(self.paired)
+        if found:
+            return found
+        total = sum(sum(kinds.values()) for kinds in self.output_bytes().values())
+        limit = float(self.config["max_output_gb"])
+        if total > limit * 1e9:
+            found.append(checks.problem(
+                "max_output_gb",
+                f"this config would write about {sizes.gigabytes(total)} ({self.summary()}), "
+                f"more than max_output_gb = {limit:g}; raise it if that is intended",
+            ))  # fmt: skip
+        return found
+
+    def summary(self) -> str:
+        """'N jobs, about X GB: eeg ... ; paired ...' for the start-up line."""
+        counts = self.job_counts()
+        parts = []
+        for chain, kinds in self.output_bytes().items():
+            detail = ", ".join(f"{k} {sizes.gigabytes(v)}" for k, v in kinds.items() if v)
+            parts.append(f"{chain}: {detail or 'nothing'}")
+        total = sum(sum(kinds.values()) for kinds in self.output_bytes().values())
+        return (
+            f"{sum(counts.values())} jobs, about {sizes.gigabytes(total)} under "
+            f"{self.folders.root}/ ({'; '.join(parts)})"
+        )
+
+    # ------------------------------------------------------------ run folder ownership
+    def record(self) -> dict[str, Any]:
+        return {"config_files": self.config_files, "spikeforge": __version__,
+                "config": self.config}  # fmt: skip
+
+    def ownership_problems(self) -> list[str]:
+        """A run folder belongs to the config file(s) that first ran in it."""
+        if not self.record_path.is_file():
+            return []
+        try:
+            owner = json.loads(self.record_path.read_text())["config_files"]
+        except (OSError, ValueError, KeyError):
+            return []  # unreadable: the next run rewrites it
+        if owner == self.config_files:
+            return []
+        return [checks.problem(
+            "run_dir",
+            f"{self.folders.root}/ holds the run of {', '.join(owner) or 'another config'} "
+            f"(see {self.record_path}); give this config a run_dir of its own, or delete "
+            f"{self.folders.results}/ to start over",
+        )]  # fmt: skip
+
+    def write_record(self) -> None:
+        """Claim the run folder for this config (when jobs start, never on a dry run)."""
+        with atomic_path(self.record_path, suffix=".json") as tmp:
+            tmp.write_text(json.dumps(self.record(), indent=1, sort_keys=True))
+
+
+def start_run(
+    config: dict[str, Any],
+    config_files: Sequence[str | Path],
+    schema_path: str | Path = SCHEMA,
+) -> tuple[Run | None, list[str]]:
+    """(the run, []) or (None, problems) for a config as Snakemake loaded it; the config is
+    completed with the schema's defaults in place."""
+    problems = config_problems(config, schema_path)
+    if problems:
+        return None, problems
+    given = {chain: set(config.get(chain) or {}) - {"enabled"} for chain in CHAINS}
+    fill_defaults(config, load_schema(schema_path))
+    folders = RunFolders.of(config["run_dir"])
+    run = Run(config, [str(Path(f).resolve()) for f in config_files], folders)
+    if config["eeg"]["enabled"]:
+        run.eeg = EEGLayout(config["eeg"], config["seed"], folders)
+    if config["paired"]["enabled"]:
+        run.paired = PairedLayout(config["paired"], config["seed"], folders)
+    for chain in CHAINS:
+        if given[chain] and not config[chain]["enabled"]:
+            run.warnings.append(
+                f"config key {chain}: settings given but {chain}.enabled is false: "
+                "the chain does not run"
+            )
+    try:
+        problems = run.problems()
+    except InputError as error:
+        problems = [str(error)]
+    return (None, problems) if problems else (run, [])

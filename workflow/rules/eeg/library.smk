@@ -1,0 +1,36 @@
+rule mock_spike_clips:
+    input:
+        anatomy=EEG.anatomy,
+    output:
+        directory(EEG.mock_clips),
+    log:
+        EEG.logs["mock_spike_clips"],
+    conda:
+        "../../../envs/spikeforge.yaml"
+    params:
+        clips_per_region=EEG.cfg["spike_library"]["mock_clips_per_region"],
+        seed=EEG.seed,
+        version=SPIKEFORGE_VERSION,
+    script:
+        "../../scripts/mock_spike_clips.py"
+
+
+rule spike_library:
+    input:
+        **EEG.library_inputs(),
+        anatomy=EEG.anatomy,
+    output:
+        EEG.library,
+    log:
+        EEG.logs["spike_library"],
+    conda:
+        "../../../envs/spikeforge.yaml"
+    resources:
+        mem_mb=lambda wildcards: resources.eeg_mem_mb(EEG, "spike_library"),
+    params:
+        folder=lambda wildcards, input: clip_root(input.clips),
+        regions=EEG.library_regions(),
+        clip_key=EEG.cfg["spike_library"]["clip_key"],
+        version=SPIKEFORGE_VERSION,
+    script:
+        "../../scripts/spike_library.py"

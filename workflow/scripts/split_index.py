@@ -1,0 +1,10 @@
+import sys
+from pathlib import Path
+
+# The library is importable from a source checkout as well as when installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+
+from spikeforge.eeg.export.hdf5 import write_split_index
+from spikeforge.workflow.jobs import run
+
+run(snakemake, lambda sm: write_split_index(sm.output[0], list(sm.input)))  # noqa: F821
