@@ -62,8 +62,10 @@ from benchlib import OtherLoad, cpu_model, loadavg, log, peak_rss_kb, spread
 
 from spikeforge.io.hf_datasets import dataset_dict_json
 from spikeforge.paired import spe1
-from spikeforge.paired.cell import CellSettings, Spe1Source, convert_cell
+from spikeforge.paired.cell import CellSettings, convert_cell
 from spikeforge.paired.mock import write_mock_spe1_cell
+from spikeforge.workflow.config import fill_defaults, load_schema
+from spikeforge.workflow.layout import PairedLayout, RunFolders
 
 CELL = "bench_c1"
 SEED = 0
@@ -83,26 +85,34 @@ SEED_PATCH_RATE = 50_023.0
 # ------------------------------------------------------------------------ workflow per cell
 
 
+def workflow_settings(root: Path, cell: str, window_s: float) -> CellSettings:
+    """The settings the workflow computes for this cell from a user's SPE-1 config."""
+    config = {
+        "seed": SEED,
+        "paired": {
+            "enabled": True,
+            "source": "spe1",
+            "cells": [cell],
+            "spe1": {
+                "recordings": str(root / "Recordings"),
+                "chan_map": str(root / "chanMap.mat"),
+                "summary": str(root / "Data Summary.xlsx"),
+            },
+            "window": {"skip_s": SKIP_S, "duration_s": window_s},
+            "segment_s": SEGMENT_S,
+            "train_fraction": TRAIN_FRACTION,
+            "template": {"ms_before": MS_BEFORE, "ms_after": MS_AFTER, "min_spikes": MIN_SPIKES},
+            "bad_channels": BAD_CHANNELS,
+        },
+    }
+    config = fill_defaults(config, load_schema())
+    layout = PairedLayout(config["paired"], config["seed"], RunFolders.of(root))
+    return CellSettings.from_dict(layout.cell_settings(cell))
+
+
 def workflow_cell(root: Path, cell: str, window_s: float, out: Path, n_jobs: int) -> dict:
     """What the convert_cell rule runs for one SPE-1 cell (its library call, its settings)."""
-    settings = CellSettings(
-        cell=cell,
-        skip_s=SKIP_S,
-        duration_s=window_s,
-        segment_s=SEGMENT_S,
-        train_fraction=TRAIN_FRACTION,
-        ms_before=MS_BEFORE,
-        ms_after=MS_AFTER,
-        min_spikes=MIN_SPIKES,
-        bad_channels=dict(BAD_CHANNELS),
-        detect_threshold=5.0,
-        peak_detection_seed=0,
-        spe1=Spe1Source(
-            recordings=str(root / "Recordings"),
-            chan_map=str(root / "chanMap.mat"),
-            summary=str(root / "Data Summary.xlsx"),
-        ),
-    )
+    settings = workflow_settings(root, cell, window_s)
     export = out / "export"
     metadata = convert_cell(
         settings, export / "conversion_metadata.json", export / "templates.npz", n_jobs

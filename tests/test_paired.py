@@ -622,6 +622,59 @@ def test_real_phase3a_channel_map():
     assert spe1.read_channel_map(KILOSORT / "NP2_kilosortChanMap.mat").connected.all()
 
 
+NPX_MAP = SHARED_DATA / "spe1" / "npx_map.csv"
+
+
+def test_spe1_npx_map_csv():
+    """SPE-1's own channel map (CR line ends): every channel once, the depths of Kilosort's
+    Phase3A map, and Phase3A's ten reference channels unconnected (the csv has no flag)."""
+    csv_map = spe1.read_channel_map(require(NPX_MAP))
+    kilosort = spe1.read_channel_map(KILOSORT / "neuropixPhase3A_kilosortChanMap.mat")
+    assert csv_map.n_channels == 384 and csv_map.locations.dtype == np.float32
+    np.testing.assert_array_equal(csv_map.locations[:, 1], kilosort.locations[:, 1])
+    assert sorted(set(csv_map.locations[:, 0].tolist())) == [11.0, 27.0, 43.0, 59.0]
+    for row in range(0, 384, 2):  # two sites a row, 32 um apart, staggered by row
+        assert abs(csv_map.locations[row, 0] - csv_map.locations[row + 1, 0]) == 32.0
+    np.testing.assert_array_equal(csv_map.connected, kilosort.connected)
+    only = spe1.read_channel_map(NPX_MAP, reference_channels=[5])
+    assert np.flatnonzero(~only.connected).tolist() == [5]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_npx_map_csv_line_ends_and_bad_grids(tmp_path, newline):
+    grid = [[-1, 2, -1, 3], [0, -1, 1, -1]]
+    path = tmp_path / "map.csv"
+    path.write_text(newline.join(",".join(map(str, row)) for row in grid) + newline)
+    cm = spe1.read_npx_map_csv(path)
+    np.testing.assert_array_equal(cm.locations, [[11, 20], [43, 20], [27, 40], [59, 40]])
+    path.write_text("0,1\n1,-1\n")
+    with pytest.raises(InputError, match="each of 0..n-1 once"):
+        spe1.read_npx_map_csv(path)
+
+
+def test_convert_cell_reports_unconnected_channels_the_detector_keeps(mock, tmp_path):
+    """A channel named unconnected but carrying signal (channel 200) is in the bad list even
+    though the detector's majority vote keeps it; the detector's own list stays apart."""
+    from spikeforge.paired.cell import CellSettings, Spe1Source, convert_cell
+
+    settings = CellSettings(
+        cell="m1", skip_s=SKIP_S, duration_s=None, segment_s=SEGMENT_S, train_fraction=0.8,
+        ms_before=1.0, ms_after=2.0, min_spikes=2,
+        bad_channels={"num_random_chunks": BAD_CHUNKS}, detect_threshold=5.0,
+        peak_detection_seed=0,
+        spe1=Spe1Source(
+            recordings=str(mock.root / "Recordings"), chan_map=str(mock.root / "chanMap.mat"),
+            summary=str(mock.root / "Data Summary.xlsx"), reference_channels=[200],
+        ),
+    )  # fmt: skip
+    meta = convert_cell(settings, tmp_path / "m1" / "meta.json", tmp_path / "m1" / "t.npz", 2)
+    unconnected = sorted([*spe1.PHASE3A_REFERENCE_CHANNELS, 200])
+    assert meta["unconnected_channel_ids"] == unconnected
+    assert 200 not in meta["detector_bad_channel_ids"]
+    assert meta["bad_channel_ids"] == sorted(set(meta["detector_bad_channel_ids"]) | {*unconnected})
+    assert json.loads((tmp_path / "m1" / "meta.json").read_text()) == meta
+
+
 def test_channel_map_rows_follow_chanmap0ind(tmp_path):
     order = np.array([2, 0, 3, 1])
     save_mat(

@@ -67,10 +67,11 @@ class Run:
         return self.stdout + self.stderr
 
 
-def snakemake(workdir: Path, config: dict, *args: str) -> Run:
-    """Run the workflow in `workdir` with only `config` (plus schema defaults), one core."""
+def snakemake(workdir: Path, config: dict, *args: str, config_name: str | None = None) -> Run:
+    """Run the workflow in `workdir` with only `config` (plus schema defaults), one core; the
+    config file is <workdir>.config.yaml beside it unless `config_name` names another."""
     workdir.mkdir(parents=True, exist_ok=True)
-    config_path = workdir.parent / f"{workdir.name}.config.yaml"
+    config_path = workdir.parent / (config_name or f"{workdir.name}.config.yaml")
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     command = [
@@ -280,6 +281,114 @@ def test_same_shard_in_fresh_folder_is_byte_identical(tiny_build, tmp_path):
         k for k, digest in fresh.items() if tiny_build.hashes.get(k) != digest and k != "run.json"
     )
     assert differing == [], f"differ from the first folder's build: {differing}"
+
+
+def reference_sample(shard: h5py.File, row: int) -> dict[str, np.ndarray]:
+    """A sample read straight from the shard's datasets (the layout written down in the
+    README), the sparse source made dense by hand."""
+    a, b = shard["source_ptr"][row], shard["source_ptr"][row + 1]
+    source = np.zeros((500, int(shard.attrs["n_regions"])), np.float32)
+    regions, courses = shard["source_regions"][a:b], shard["source_timecourses"][a:b]
+    for region, course in zip(regions, courses, strict=True):
+        source[:, region] = course
+    return {
+        "eeg_data": shard["eeg"][row],
+        "source_data": source,
+        "labels": shard["labels"][row],
+        "snr": np.array([[shard["snr"][row]]]),
+        "index": np.array([[shard["index"][row]]]),
+    }
+
+
+def test_eeg_dataset_agrees_with_mat_files_and_shards(tiny_build):
+    """The README's loader over the test split (samples 5..34 in two shards): position p is
+    sample 5 + p; each sample equals its MAT file (scipy.io.loadmat, the MATLAB client's
+    view) and the shard's datasets read by hand."""
+    from spikeforge.eeg.export.hdf5 import EEGDataset
+
+    results = tiny_build.workdir / "results"
+    with EEGDataset.from_folder(results / "test" / "hdf5") as dataset:
+        assert len(dataset) == 30
+        samples = list(dataset)
+        with pytest.raises(IndexError):
+            dataset[30]
+        with pytest.raises(IndexError):
+            dataset[-1]
+    assert [int(s["index"][0, 0]) for s in samples] == list(range(5, 35))
+    shards = {k: h5py.File(results / "test" / "hdf5" / f"shard_{k:04d}.h5", "r") for k in (0, 1)}
+    try:
+        for position, sample in enumerate(samples):
+            index = 5 + position
+            k, row = (0, position) if position < 20 else (1, position - 20)
+            mat = scipy.io.loadmat(
+                results / "test" / "mat" / f"shard_{k:04d}" / f"sample_{index:05d}.mat"
+            )
+            by_hand = reference_sample(shards[k], row)
+            for key in ("eeg_data", "source_data", "labels", "snr", "index"):
+                np.testing.assert_array_equal(sample[key], by_hand[key], err_msg=key)
+                np.testing.assert_array_equal(sample[key], mat[key], err_msg=key)
+            assert sample["eeg_data"].dtype == mat["eeg_data"].dtype == np.float32
+    finally:
+        for shard in shards.values():
+            shard.close()
+
+
+def test_eeg_dataset_reads_only_the_shards_its_run_made(tiny_build, tmp_path):
+    """A shard another run left in the folder is not read (index.json lists this run's);
+    without an index, shards that do not continue each other are refused."""
+    from spikeforge.eeg.export.hdf5 import EEGDataset
+
+    folder = tmp_path / "hdf5"
+    shutil.copytree(tiny_build.workdir / "results" / "test" / "hdf5", folder)
+    shutil.copy(tiny_build.workdir / "results" / "train" / "hdf5" / "shard_0000.h5",
+                folder / "shard_0002.h5")  # fmt: skip
+    with EEGDataset.from_folder(folder) as dataset:
+        assert len(dataset) == 30 and int(dataset[29]["index"][0, 0]) == 34
+    (folder / "index.json").unlink()
+    with pytest.raises(ValueError, match="shard_0002.h5 starts at sample 0"):
+        EEGDataset.from_folder(folder)
+
+
+def test_size_estimate_against_what_the_run_wrote(tiny_build):
+    """The start-up estimate is within a factor of 1.5 of the bytes the run wrote."""
+    from spikeforge.workflow.startup import start_run
+
+    config_file = tiny_build.workdir.parent / f"{tiny_build.workdir.name}.config.yaml"
+    run, problems = start_run(dict(TINY, run_dir=str(tiny_build.workdir)), [config_file])
+    assert problems == []
+    estimate = sum(sum(kinds.values()) for kinds in run.output_bytes().values())
+    written = sum(
+        p.stat().st_size
+        for folder in ("results", "resources")
+        for p in (tiny_build.workdir / folder).rglob("*")
+        if p.is_file()
+    )
+    assert written / 1.5 < estimate < written * 1.5, (estimate, written)
+
+
+def test_unexpected_error_leaves_its_traceback_in_the_rule_log(tmp_path):
+    """A damaged intermediate file (not user input) is an unexpected error: its traceback
+    goes to the rule's log, the console gets one line naming the job and the log."""
+    workdir = tmp_path / "run"
+    run = snakemake(workdir, TINY, "results/spike_library/library.h5")
+    assert run.returncode == 0, succeeded(run)
+    library = workdir / "results" / "spike_library" / "library.h5"
+    library.write_bytes(np.random.default_rng(2).bytes(4096))
+    run = snakemake(workdir, TINY, "results/plan/train.h5")
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("spikeforge: error:")]
+    assert len(errors) == 1, run.output[-5000:]
+    log = "logs/plan/train.log"
+    assert "sample_plan train: unexpected OSError" in errors[0] and log in errors[0]
+    log_text = (workdir / log).read_text()
+    assert "Traceback (most recent call last)" in log_text
+    assert "site-packages/h5py" in log_text and "spikeforge/eeg/plan.py" in log_text
+    # The traceback reaches the console only where the profile's show-failed-logs prints
+    # the log, not on the job's own stderr.
+    outside_logs = re.sub(r"Logfile .*?:\n=+\n.*?\n=+\n", "", run.stderr, flags=re.S)
+    assert "Logfile logs/plan/train.log:" in run.stderr and "Traceback" not in outside_logs
+    plan_folder = workdir / "results" / "plan"
+    assert not plan_folder.exists() or list(plan_folder.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- bad input
@@ -532,3 +641,52 @@ def test_real_leadfield_with_wrong_region_mapping(small_inputs, tmp_path):
         run, tmp_path / "run", files["region_mapping"],
         "region graph has 20 regions, the leadfield has 994",
     )  # fmt: skip
+
+
+def test_second_config_in_the_same_folder_keeps_to_its_own_run_dir(tmp_path):
+    """After a demo-like run, a real-anatomy config run in the same folder is refused until it
+    has a run folder of its own; then it runs there without touching the first run's files,
+    and what it builds comes from its own inputs only."""
+    files = real_anatomy_files()
+    folder = tmp_path / "project"
+    first = snakemake(folder, TINY)
+    assert first.returncode == 0, succeeded(first)
+    results = folder / "results"
+    before = sha256_tree(results)
+    mtimes = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
+    real = eeg_config(
+        anatomy={"source": "files", "files": files},
+        spike_library={"source": "raw"},
+        raw={"source": "mock", "regions": [0, 5], "iterations": [0],
+             "mock": {"duration_s": 8.0, "chunk_s": 4.0}},
+        splits={"train": {"samples_per_region": 2}},
+        synthesis={"samples_per_shard": 3},
+        export={"deepsif": {"enabled": False}},
+    )  # fmt: skip
+    refused = snakemake(folder, real, config_name="real.yaml")
+    line = assert_startup_failure_keeping(refused, "config key run_dir:", "project.config.yaml")
+    assert "give this config a run_dir of its own" in line
+    real["run_dir"] = "real"
+    second = snakemake(folder, real, config_name="real.yaml")
+    assert second.returncode == 0, succeeded(second)
+    assert sha256_tree(results) == before
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == mtimes
+    own = folder / "real" / "results"
+    with h5py.File(own / "spike_library" / "library.h5", "r") as library:
+        assert library.attrs["clip_folder"] == "real/results/nmm_spikes"
+        assert set(library["region"][()].tolist()) <= {0, 5}
+        assert library["clips"].shape[1] == 994
+    index = json.loads((own / "train" / "hdf5" / "index.json").read_text())
+    assert [e["file"] for e in index["shards"]] == ["shard_0000.h5", "shard_0001.h5"]
+    assert json.loads((own / "run.json").read_text())["config_files"] == [
+        str(tmp_path / "real.yaml")
+    ]
+    assert (folder / "real" / "logs" / "anatomy" / "anatomy.log").is_file()
+
+
+def assert_startup_failure_keeping(run: Run, *fragments: str) -> str:
+    """Stopped before any job, in a folder that already holds another run's outputs."""
+    assert run.returncode != 0, run.output[-3000:]
+    assert "Error in rule" not in run.output
+    assert_no_library_traceback(run)
+    return one_line_with(run.output, *fragments)

@@ -13,6 +13,7 @@ import scipy.io
 from test_workflow import (
     REAL_ANATOMY,
     assert_job_failure,
+    assert_startup_failure,
     job_counts,
     planned_outputs,
     sha256_tree,
@@ -157,3 +158,18 @@ def test_tvb_simulation_feeds_clip_extraction(tmp_path):
         info = json.loads((workdir / targets[r]).read_text())
         assert info["clips"] == [] and "no peak passes the selection" in info["messages"][0]
         assert "no peak passes the selection" in run.stderr
+
+
+def test_tvb_duration_not_a_multiple_of_the_chunk_stops_at_start_up(tmp_path):
+    """5 s in chunks of 2 s would die inside the simulation job: start-up names the keys."""
+    connectivity = tmp_path / "connectivity.zip"
+    connectivity.write_bytes(b"")  # start-up checks that it exists; no job reads it
+    config = raw_config(
+        raw={"source": "tvb", "regions": [0], "iterations": [0],
+             "tvb": {"connectivity": str(connectivity), "duration_s": 5, "chunk_s": 2}},
+    )  # fmt: skip
+    run = snakemake(tmp_path / "run", config)
+    assert_startup_failure(
+        run, tmp_path / "run", "config key eeg.raw.tvb.chunk_s:",
+        "chunk_s = 2 s does not divide duration_s = 5 s", "eeg.raw.tvb.duration_s",
+    )  # fmt: skip

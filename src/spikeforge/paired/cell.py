@@ -151,6 +151,13 @@ def _convert_detecting_peaks(
     return Conversion(result.template, bad, details, result.export), spikes, source
 
 
+def unconnected_channels(recording: sc.BaseRecording) -> list[int]:
+    """Indices of the channels whose `connected` property is False (none without it)."""
+    if "connected" not in recording.get_property_keys():
+        return []
+    return [int(c) for c in np.flatnonzero(~np.asarray(recording.get_property("connected"), bool))]
+
+
 def convert_cell(
     settings: CellSettings, metadata_path: str | Path, templates_path: str | Path, threads: int
 ) -> dict[str, Any]:
@@ -181,6 +188,12 @@ def convert_cell(
     details = result.preprocess
     log.info("%s: %s", settings.cell, {k: v for k, v in details.items() if k.startswith("seconds")})
     locations = np.asarray(recording.get_channel_locations(), np.float32)
+    # Reference sites carry no signal: bad whatever the detector's majority vote says.
+    unconnected = unconnected_channels(recording)
+    missed = sorted(set(unconnected) - set(result.bad_channels))
+    if missed:
+        log.info("%s: unconnected channels the detector kept: %s", settings.cell, missed)
+    bad = sorted(set(result.bad_channels) | set(unconnected))
     metadata = conversion_metadata(
         cell_id=settings.cell,
         skip_seconds=settings.skip_s,
@@ -193,13 +206,17 @@ def convert_cell(
         peak_channel=result.template.peak_channel,
         gt_electrode_chan_idx=opened.gt_channel,
         channel_locations=locations,
-        bad_channel_ids=result.bad_channels,
+        bad_channel_ids=bad,
         n_spikes_total=int(len(spikes)),
         segment_duration_s=settings.segment_s,
         train_fraction=settings.train_fraction,
         mode=opened.mode,
-        # What the pass did, without its timings, so that a rebuild is byte-identical.
-        extra={"preprocess": {k: v for k, v in details.items() if not k.startswith("seconds")}},
+        extra={
+            "detector_bad_channel_ids": result.bad_channels,
+            "unconnected_channel_ids": unconnected,
+            # What the pass did, without its timings, so that a rebuild is byte-identical.
+            "preprocess": {k: v for k, v in details.items() if not k.startswith("seconds")},
+        },
     )
     write_json(metadata_path, metadata)
     meta = result.template.metadata
@@ -208,6 +225,6 @@ def convert_cell(
     )
     log.info(
         "%s: %d spikes, peak channel %d, %d bad channels",
-        settings.cell, len(spikes), result.template.peak_channel, len(result.bad_channels),
+        settings.cell, len(spikes), result.template.peak_channel, len(bad),
     )  # fmt: skip
     return metadata

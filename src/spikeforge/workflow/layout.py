@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from spikeforge.core.seeding import int_seed
 from spikeforge.eeg.anatomy import LEADFIELD_KEYS
 from spikeforge.eeg.library import clip_info_path
 from spikeforge.eeg.raw import chunk_name, region_folder_name
@@ -406,6 +407,7 @@ class PairedLayout:
         """What convert_cell needs of the config for this cell only (paired.cell.CellSettings),
         so that a change to another cell never marks this one as changed."""
         cfg = self.cfg
+        bad_channels = dict(cfg["bad_channels"])
         settings: dict[str, Any] = {
             "cell": cell,
             "skip_s": cfg["window"]["skip_s"],
@@ -415,9 +417,10 @@ class PairedLayout:
             "ms_before": cfg["template"]["ms_before"],
             "ms_after": cfg["template"]["ms_after"],
             "min_spikes": cfg["template"]["min_spikes"],
-            "bad_channels": dict(cfg["bad_channels"]),
+            # The detectors' random chunks: seeded per cell unless the config fixes the seed.
+            "bad_channels": {"seed": int_seed(self.seed, "bad_channels", cell), **bad_channels},
             "detect_threshold": cfg["peak_detection"]["detect_threshold"],
-            "peak_detection_seed": 0,
+            "peak_detection_seed": int_seed(self.seed, "peak_detection", cell),
         }
         if self.source == "recordings":
             spec = dict(cfg["recordings"][cell])

@@ -66,27 +66,25 @@ class Run:
             found += checks.paired_problems(self.paired)
         if found:
             return found
-        total = sum(sum(kinds.values()) for kinds in self.output_bytes().values())
+        by_chain = self.output_bytes()
+        total = sum(sum(kinds.values()) for kinds in by_chain.values())
         limit = float(self.config["max_output_gb"])
         if total > limit * 1e9:
             found.append(checks.problem(
                 "max_output_gb",
-                f"this config would write about {sizes.gigabytes(total)} ({self.summary()}), "
-                f"more than max_output_gb = {limit:g}; raise it if that is intended",
+                f"this config would write about {sizes.gigabytes(total)} "
+                f"({_breakdown(by_chain)}), more than max_output_gb = {limit:g}; raise it if "
+                "that is intended",
             ))  # fmt: skip
         return found
 
     def summary(self) -> str:
-        """'N jobs, about X GB: eeg ... ; paired ...' for the start-up line."""
-        counts = self.job_counts()
-        parts = []
-        for chain, kinds in self.output_bytes().items():
-            detail = ", ".join(f"{k} {sizes.gigabytes(v)}" for k, v in kinds.items() if v)
-            parts.append(f"{chain}: {detail or 'nothing'}")
-        total = sum(sum(kinds.values()) for kinds in self.output_bytes().values())
+        """'N jobs, about X GB under <run_dir>/ (eeg: ...; paired: ...)': the start-up line."""
+        by_chain = self.output_bytes()
+        total = sum(sum(kinds.values()) for kinds in by_chain.values())
         return (
-            f"{sum(counts.values())} jobs, about {sizes.gigabytes(total)} under "
-            f"{self.folders.root}/ ({'; '.join(parts)})"
+            f"{sum(self.job_counts().values())} jobs, about {sizes.gigabytes(total)} under "
+            f"{self.folders.root}/ ({_breakdown(by_chain)})"
         )
 
     # ------------------------------------------------------------ run folder ownership
@@ -115,6 +113,14 @@ class Run:
         """Claim the run folder for this config (when jobs start, never on a dry run)."""
         with atomic_path(self.record_path, suffix=".json") as tmp:
             tmp.write_text(json.dumps(self.record(), indent=1, sort_keys=True))
+
+
+def _breakdown(by_chain: dict[str, dict[str, int]]) -> str:
+    parts = []
+    for chain, kinds in by_chain.items():
+        detail = ", ".join(f"{k} {sizes.gigabytes(v)}" for k, v in kinds.items() if v)
+        parts.append(f"{chain}: {detail or 'nothing'}")
+    return "; ".join(parts)
 
 
 def start_run(
