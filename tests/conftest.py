@@ -1,12 +1,14 @@
+# ruff: noqa: E402  (the thread setting must precede the numpy import)
 from __future__ import annotations
 
-import os
+from spikeforge.core.threads import one_blas_thread
+
+one_blas_thread()  # as the workflow's jobs run
+
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -391,6 +391,21 @@ def test_unexpected_error_leaves_its_traceback_in_the_rule_log(tmp_path):
     assert not plan_folder.exists() or list(plan_folder.iterdir()) == []
 
 
+def test_demo_runs_without_a_config_from_any_folder(tmp_path):
+    """No --configfile: the embedded demo, found beside the Snakefile whatever the working
+    directory; the job count equals the count the start-up line announces."""
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
+               "-n", "--cores", "2"]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = job_counts(done.stdout + done.stderr)
+    assert counts["mock_raw_nmm"] == 8 and counts["convert_cell"] == 2
+    assert f"spikeforge: {sum(counts.values()) - counts['all']} jobs, about" in done.stderr
+    assert not (workdir / "results").exists()
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -135,6 +135,12 @@ def _convert_detecting_peaks(
 ) -> tuple[Conversion, np.ndarray, str]:
     """No spike times: peaks are detected on the preprocessed traces, so those are saved
     (beside the outputs, removed afterwards) and converted without filtering again."""
+    recording = opened.recording
+    # Refuse a window too short for the train/test split before the preprocessing pass.
+    plan_segments(
+        opened.end - opened.start, recording.get_sampling_frequency(), settings.segment_s,
+        settings.train_fraction, recording.get_num_channels(),
+    )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{settings.cell}.", dir=out_dir.parent) as tmp:
         saved, bad, details = preprocess(
@@ -171,10 +177,6 @@ def convert_cell(
         ms_before=settings.ms_before, ms_after=settings.ms_after,
         min_spikes=settings.min_spikes, job_kwargs={"n_jobs": threads},
     )  # fmt: skip
-    # Refuse a window too short for the train/test split before the expensive pass.
-    plan_segments(
-        end - start, fs, settings.segment_s, settings.train_fraction, recording.get_num_channels()
-    )
     if opened.spikes is not None:
         result = convert(
             recording, start, end, opened.spikes, out_dir,

@@ -8,7 +8,7 @@ import hashlib
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from spikeforge.paired.streaming import (
     PassJob,
     PassPlan,
     checked_window,
+    detect_separately,
     pass_results,
     plan_pass,
     resolve_job_kwargs,
@@ -112,60 +113,31 @@ def convert(
     )  # fmt: skip
     fs = float(source.recording.get_sampling_frequency())
     n_samples, n_channels = source.recording.get_num_samples(), source.recording.get_num_channels()
+    # Refuse a window too short for the train/test split before anything expensive.
     train, test = plan_segments(n_samples, fs, segment_s, train_fraction, n_channels)
-    seg_len = int(segment_s * fs)
+    if source.plan is not None:
+        detect_separately(source.plan)
     spikes = np.sort(np.asarray(spike_rel, dtype=np.int64).reshape(-1))
     nbefore, nafter = template_window(fs, ms_before, ms_after)
-    used = spikes[(spikes - nbefore >= 0) & (spikes + nafter <= n_samples)]
-    jobs = {k: v for k, v in source.jobs.items() if k not in _CHUNKING}
-    jobs["chunk_size"] = seg_len  # one chunk per segment: each worker writes whole rows
+    export = _Export(
+        train=train, test=test, segment_samples=int(segment_s * fs), n_samples=n_samples,
+        n_channels=n_channels, fs=fs, spikes=spikes, nbefore=nbefore, nafter=nafter,
+    )  # fmt: skip
+    used = export.template_spikes.size
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staged: dict[str, Path] = {}
+    def make_template(total: np.ndarray) -> TemplateResult:
+        return template_from_sums(
+            total, used, spikes.size, nbefore, nafter, ms_before, ms_after, min_spikes
+        )
+
     t0 = time.perf_counter()
-    try:
-        for split in SPLITS:
-            staged[split] = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=out_dir))
-        files = [("train", i, len(train)) for i in range(len(train))]
-        files += [("test", i, len(test)) for i in range(len(test))]
-        features = arrow_features()
-        export = ExportSpec(
-            segment_samples=seg_len,
-            files=files,
-            dirs={split: str(path) for split, path in staged.items()},
-            spikes=spikes,
-            template_spikes=used,
-            nbefore=nbefore,
-            nafter=nafter,
-            fs=fs,
-            schema=features.arrow_schema,
-        )
-        results = run_pass(_pass_job(source, export), jobs, "spikeforge convert")
-        seconds_pass = time.perf_counter() - t0
-        total = np.zeros((nbefore + nafter, n_channels), dtype=np.float64)
-        for chunk_result in results:
-            if chunk_result.template is not None:
-                total += chunk_result.template
-        template = template_from_sums(
-            total, used.size, spikes.size, nbefore, nafter, ms_before, ms_after, min_spikes
-        )
-        _place_spikes_on_peak_channel(results, train + test, spikes, n_samples, n_channels,
-                                      template.peak_channel)  # fmt: skip
-        content_key = f"{template.peak_channel}:{hashlib.sha256(spikes.tobytes()).hexdigest()}"
-        for split, rows in (("train", train), ("test", test)):
-            write_split_metadata(staged[split], split, features, len(rows),
-                                 [n_channels, rows, content_key])  # fmt: skip
-        _publish(staged, {"train": len(train), "test": len(test)}, out_dir)
-    finally:
-        for staging in staged.values():
-            shutil.rmtree(staging, ignore_errors=True)
-
+    results, template = _run_export(source, export, Path(out_dir), make_template)
+    seconds_pass = time.perf_counter() - t0
     bad_idx, pass_info = [], {}
     if source.plan is not None:
         bad_idx, pass_info = pass_results(source.plan, results, source.dtype, seconds_pass, started)
     export_info = {
-        "segment_samples": seg_len,
+        "segment_samples": export.segment_samples,
         "n_train": len(train),
         "n_test": len(test),
         "n_channels": n_channels,
@@ -174,6 +146,74 @@ def convert(
     return Conversion(
         template=template, bad_channels=bad_idx, preprocess=pass_info, export=export_info
     )
+
+
+@dataclass(frozen=True)
+class _Export:
+    """The segments of a conversion and the spikes its rows and template use."""
+
+    train: list[tuple[int, int]]
+    test: list[tuple[int, int]]
+    segment_samples: int
+    n_samples: int
+    n_channels: int
+    fs: float
+    spikes: np.ndarray  # window-relative frames, sorted
+    nbefore: int
+    nafter: int
+
+    @property
+    def template_spikes(self) -> np.ndarray:
+        """The spikes whose template window lies inside the recording."""
+        inside = (self.spikes - self.nbefore >= 0) & (self.spikes + self.nafter <= self.n_samples)
+        return self.spikes[inside]
+
+    def spec(self, dirs: dict[str, str], schema: Any) -> ExportSpec:
+        files = [("train", i, len(self.train)) for i in range(len(self.train))]
+        files += [("test", i, len(self.test)) for i in range(len(self.test))]
+        return ExportSpec(
+            segment_samples=self.segment_samples, files=files, dirs=dirs, spikes=self.spikes,
+            template_spikes=self.template_spikes, nbefore=self.nbefore, nafter=self.nafter,
+            fs=self.fs, schema=schema,
+        )  # fmt: skip
+
+
+def _run_export(
+    source: _Source,
+    export: _Export,
+    out_dir: Path,
+    make_template: Callable[[np.ndarray], TemplateResult],
+) -> tuple[list[ChunkResult], TemplateResult]:
+    """The pass into staging folders beside out_dir/train and test, the template from its
+    float64 sums, the spikes moved to the template's peak channel, the splits checked and
+    moved into place. Returns the chunk results and the template."""
+    jobs = {k: v for k, v in source.jobs.items() if k not in _CHUNKING}
+    jobs["chunk_size"] = export.segment_samples  # one chunk per segment: workers write whole rows
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged: dict[str, Path] = {}
+    try:
+        for split in SPLITS:
+            staged[split] = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=out_dir))
+        features = arrow_features()
+        spec = export.spec({split: str(path) for split, path in staged.items()},
+                           features.arrow_schema)  # fmt: skip
+        results = run_pass(_pass_job(source, spec), jobs, "spikeforge convert")
+        total = np.zeros((export.nbefore + export.nafter, export.n_channels), dtype=np.float64)
+        for chunk_result in results:
+            if chunk_result.template is not None:
+                total += chunk_result.template
+        template = make_template(total)
+        peak_channel = template.peak_channel
+        _place_spikes_on_peak_channel(results, export, peak_channel)
+        content_key = f"{peak_channel}:{hashlib.sha256(export.spikes.tobytes()).hexdigest()}"
+        for split, rows in (("train", export.train), ("test", export.test)):
+            write_split_metadata(staged[split], split, features, len(rows),
+                                 [export.n_channels, rows, content_key])  # fmt: skip
+        _publish(staged, {"train": len(export.train), "test": len(export.test)}, out_dir)
+    finally:
+        for staging in staged.values():
+            shutil.rmtree(staging, ignore_errors=True)
+    return results, template
 
 
 # The pass's chunks are the segments: SpikeInterface's own chunking keywords are replaced.
@@ -224,21 +264,20 @@ def _pass_job(source: _Source, export: ExportSpec) -> PassJob:
 
 
 def _place_spikes_on_peak_channel(
-    results: list[ChunkResult],
-    segments: list[tuple[int, int]],
-    spikes: np.ndarray,
-    n_samples: int,
-    n_channels: int,
-    peak_channel: int,
+    results: list[ChunkResult], export: _Export, peak_channel: int
 ) -> None:
     """Workers wrote every row's spikes on channel 0: move them to the template's peak
     channel, known only now, by rewriting the rows' list offsets in place."""
+    segments = export.train + export.test
     written = sorted((r.segment for r in results), key=lambda s: s.k)
     if [s.k for s in written] != list(range(len(segments))):
         raise RuntimeError("the pass did not write every segment")
-    counts = np.diff(np.searchsorted(spikes, [s for s, _ in segments] + [n_samples]))
+    starts = [s for s, _ in segments] + [export.n_samples]
+    counts = np.diff(np.searchsorted(export.spikes, starts))
     for segment, n_spikes in zip(written, counts, strict=True):
-        place_spikes(segment.path, segment.positions, n_channels, peak_channel, int(n_spikes))
+        place_spikes(
+            segment.path, segment.positions, export.n_channels, peak_channel, int(n_spikes)
+        )
 
 
 def _publish(staged: dict[str, Path], rows: dict[str, int], out_dir: Path) -> None:

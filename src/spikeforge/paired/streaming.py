@@ -244,14 +244,21 @@ def _reference_channels(recording: sc.BaseRecording) -> np.ndarray | None:
 
 
 def _plan_bad_channels(plan: PassPlan) -> None:
-    """ "coherence+psd": the slices the pass will label; other methods run here, on the lazy
-    bandpassed recording (an extra read and filter)."""
+    """For "coherence+psd", the slices the pass will label (other methods run before the
+    pass: detect_separately)."""
     method = plan.settings["method"]
     if method in (None, "none"):
         return
     plan.method = method
     if method == "coherence+psd":
         plan.ibl = ibl_plan(plan.bandpassed, plan.settings)
+
+
+def detect_separately(plan: PassPlan) -> None:
+    """Bad-channel methods other than "coherence+psd": SpikeInterface's detect_bad_channels on
+    the lazy bandpassed recording (an extra read and filter), before the pass."""
+    method = plan.method
+    if method is None or method == "coherence+psd":
         return
     t0 = time.perf_counter()
     detect_kwargs = {k: v for k, v in plan.settings.items() if k != "method"}
@@ -487,6 +494,7 @@ def preprocess(
         freq_min,
         freq_max,
     )
+    detect_separately(plan)
     out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(plan.referenced.get_dtype())
     folder = Path(folder)
     raw_name = "traces_cached_seg0.raw"
