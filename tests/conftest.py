@@ -5,7 +5,9 @@ from spikeforge.core.threads import one_blas_thread
 
 one_blas_thread()  # as the workflow's jobs run
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,33 +36,66 @@ def real_anatomy():
 
 
 CLIP_REGIONS = (0, 5, 77, 150, 301, 420, 497, 498, 640, 777, 900, 993)
+DEMO_CLIP_REGIONS = (0, 5, 17, 40, 61, 77, 100, 123, 150, 170, 198, 199)
+
+
+@dataclass(frozen=True)
+class EEGCase:
+    """A head model with a spike library (2 mock clips for each of 12 regions) and a plan of
+    48 samples (4 per region, region-major) that the reference tests run on."""
+
+    kind: str  # "demo": generated here, always available; "real": DeepSIF's, from ../shared
+    anatomy: Any
+    library: Path
+    plan: Any
+    regions: tuple[int, ...]
 
 
 @pytest.fixture(scope="session")
-def real_library(real_anatomy, tmp_path_factory):
-    """Mock clips (2 per region) for a dozen regions of the real leadfield, as a library."""
+def demo_anatomy(tmp_path_factory):
+    """The demo head model (MNE, no download): 200 regions, 75 channels, as the demo runs."""
+    from spikeforge.eeg.anatomy import load_anatomy
+    from spikeforge.eeg.demo_anatomy import write_demo_anatomy
+
+    folder = tmp_path_factory.mktemp("demo_anatomy")
+    files = [folder / name for name in ("leadfield.mat", "region_mapping.mat", "centres.mat")]
+    write_demo_anatomy(*files, n_regions=200, n_channels=75, seed=20261121)
+    return load_anatomy(*files)
+
+
+def build_case(kind: str, anatomy: Any, regions: tuple[int, ...], folder: Path) -> EEGCase:
     from spikeforge.core.seeding import rng
-    from spikeforge.eeg.library import build_library, mock_clip
+    from spikeforge.eeg.library import Library, build_library, mock_clip
+    from spikeforge.eeg.plan import PlanConfig, generate_plan
     from spikeforge.io.mat import save_mat
 
-    folder = tmp_path_factory.mktemp("clips")
-    for region in CLIP_REGIONS:
+    for region in regions:
         for j in (1, 2):
-            clip = mock_clip(real_anatomy.n_regions, region, rng(7, "test", region, j))
+            clip = mock_clip(anatomy.n_regions, region, rng(7, "test", region, j))
             save_mat(folder / "nmm_spikes" / f"a{region}" / f"nmm_{j}.mat", {"data": clip})
     path = folder / "library.h5"
-    build_library(folder / "nmm_spikes", real_anatomy.leadfield, path)
-    return path
+    build_library(folder / "nmm_spikes", anatomy.leadfield, path)
+    cfg = PlanConfig(n_samples=48, samples_per_region=4, centre_regions=regions)
+    with Library(path) as library:
+        plan = generate_plan(anatomy, library, cfg, seed=11, split="train")
+    return EEGCase(kind, anatomy, path, plan, regions)
+
+
+@pytest.fixture(scope="session", params=["demo", "real"])
+def eeg_case(request) -> EEGCase:
+    """The reference tests' inputs on the demo head model (always) and on DeepSIF's real
+    anatomy (skipped when ../shared/data is absent)."""
+    return request.getfixturevalue(f"{request.param}_case")
 
 
 @pytest.fixture(scope="session")
-def real_plan(real_anatomy, real_library):
-    from spikeforge.eeg.library import Library
-    from spikeforge.eeg.plan import PlanConfig, generate_plan
+def demo_case(demo_anatomy, tmp_path_factory) -> EEGCase:
+    return build_case("demo", demo_anatomy, DEMO_CLIP_REGIONS, tmp_path_factory.mktemp("case_demo"))
 
-    cfg = PlanConfig(n_samples=48, samples_per_region=4, centre_regions=CLIP_REGIONS)
-    with Library(real_library) as library:
-        return generate_plan(real_anatomy, library, cfg, seed=11, split="train")
+
+@pytest.fixture(scope="session")
+def real_case(real_anatomy, tmp_path_factory) -> EEGCase:
+    return build_case("real", real_anatomy, CLIP_REGIONS, tmp_path_factory.mktemp("case_real"))
 
 
 def rng(seed: int = 0) -> np.random.Generator:

@@ -193,10 +193,45 @@ def test_schema_problems_name_the_key(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("eeg", "expected"),
+    [
+        ({"synthesis": {"samples_per_shard": "many"}},
+         "config key eeg.synthesis.samples_per_shard: 'many' is not of type 'integer'"),
+        ({"plan": {"patch_method": "square"}},
+         "config key eeg.plan.patch_method: 'square' is not one of ['grow', 'disk']"),
+        ({"synthesis": {"samples_per_shard": 0}},
+         "config key eeg.synthesis.samples_per_shard: 0 is less than the minimum of 1"),
+        ({"raw": {"iterations": [3]}},
+         "config key eeg.raw.iterations.0: 3 is greater than the maximum of 2"),
+    ],
+)  # fmt: skip
+def test_schema_types_enums_and_ranges(tmp_path, eeg, expected):
+    assert problems_of({"eeg": {"enabled": True, **eeg}}, tmp_path) == [expected]
+
+
+def test_missing_raw_folders_and_metadata(tmp_path):
+    (tmp_path / "raw" / "a1").mkdir(parents=True)
+    eeg = files_eeg(tmp_path, raw={"source": "folder", "folder": str(tmp_path / "raw"),
+                                   "regions": [1, 2]})  # fmt: skip
+    assert problems_of({"eeg": eeg}, tmp_path) == [
+        f"config key eeg.raw.folder: no folder a2 in {tmp_path}/raw"
+    ]
+    eeg = files_eeg(tmp_path, spike_library={"source": "mock"}, plan={"source": "deepsif"},
+                    splits={"train": {}})  # fmt: skip
+    assert problems_of({"eeg": eeg}, tmp_path) == [
+        "config key eeg.plan.deepsif_metadata.train: required when eeg.plan.source is deepsif"
+    ]
+    eeg["plan"]["deepsif_metadata"] = {"train": str(tmp_path / "none.mat")}
+    assert problems_of({"eeg": eeg}, tmp_path) == [
+        f"config key eeg.plan.deepsif_metadata.train: file not found: {tmp_path}/none.mat"
+    ]
+
+
 def tvb_config(tmp_path: Path, duration_s: float, chunk_s: float) -> dict:
     connectivity = tmp_path / "connectivity.zip"
     with zipfile.ZipFile(connectivity, "w") as archive:
-        archive.writestr("centres.txt", "a 0 0 0\nb 1 0 0\n")
+        archive.writestr("centres.txt", "".join(f"r{i} {i} 0 0\n" for i in range(20)))
     return {
         "eeg": {
             "enabled": True,
@@ -227,6 +262,17 @@ def spe1_folder(tmp_path: Path, chan_map: str = "chanMap.mat") -> dict:
 
     write_mock_channel_map(root / "chanMap.mat")
     return {"recordings": str(root / "Recordings"), "chan_map": str(root / chan_map)}
+
+
+def test_tvb_connectivity_must_match_the_head_model(tmp_path):
+    config = tvb_config(tmp_path, 6, 2)
+    config["eeg"]["anatomy"]["demo"]["n_regions"] = 30
+    one_problem(config, tmp_path, "config key eeg.raw.tvb.connectivity:", "has 20 regions",
+                "the leadfield needs 30")  # fmt: skip
+    config["eeg"]["preprocessing"] = {"fsaverage_remap": True}
+    one_problem(config, tmp_path, "has 20 regions, eeg.preprocessing.fsaverage_remap needs 998")
+    (tmp_path / "connectivity.zip").write_bytes(b"not a zip")
+    one_problem(config, tmp_path, "config key eeg.raw.tvb.connectivity:", "not a zip file")
 
 
 def test_wrong_channel_map_file(tmp_path):

@@ -258,6 +258,29 @@ def test_patch_to_npx_literal():
     assert got.dtype == np.int64
 
 
+def test_peak_detection_finds_the_ground_truth_units_spikes(mock, chain):
+    """On the preprocessed mock traces, SpikeInterface peak detection on the ground-truth
+    unit's peak channel recovers its spikes (the other units' spikes add a few more)."""
+    gt_channel = mock.cell.gt_peak_channel
+    frames, channel = truth.detect_peak_spikes(chain.saved, channel=gt_channel, seed=3)
+    assert channel == gt_channel
+    expected = mock.cell.gt_frames[mock.cell.gt_frames >= chain.start] - chain.start
+    tolerance = int(0.5e-3 * FS)
+    assert match_fraction(expected, frames, tolerance) >= 0.95
+    assert match_fraction(frames, expected, tolerance) >= 0.7
+    again, _ = truth.detect_peak_spikes(chain.saved, channel=gt_channel, seed=3)
+    np.testing.assert_array_equal(frames, again)
+    busiest, chosen = truth.detect_peak_spikes(chain.saved, seed=3)
+    assert busiest.size >= frames.size
+    assert (
+        np.linalg.norm(
+            chain.channel_map.locations[chosen] - chain.channel_map.locations[gt_channel]
+        )
+        < 100
+        or busiest.size > frames.size
+    )
+
+
 def test_wc_spike_samples_are_authoritative_without_patch(mock, tmp_path, caplog):
     cell = mock.cell
     folder = tmp_path / "m1"
@@ -477,8 +500,8 @@ def test_arrow_splits_match_seed_layout(chain, tmp_path):
     seg = int(SEGMENT_S * FS)
     data = templates.trace_array(chain.saved)
     peak = chain.template.peak_channel
-    rows = list(dd["train"]) + list(dd["test"])
-    assert [r["sample_id"] for r in rows] == [f"{s:010d}" for s in range(0, data.shape[0], seg)]
+    sample_ids = list(dd["train"]["sample_id"]) + list(dd["test"]["sample_id"])  # one column
+    assert sample_ids == [f"{s:010d}" for s in range(0, data.shape[0], seg)]
     spikes = np.sort(chain.gt.spike_rel)
     for k in (0, 9):  # first train row and the short last test row
         row = dd["train"][k] if k < 8 else dd["test"][k - 8]
@@ -718,7 +741,16 @@ def test_real_openephys_recording_through_the_chain(tmp_path, caplog):
         )
     assert "2 segments: using segment 0" in caplog.text
     assert saved.get_num_samples() == 1000 and info["segments_left_out"] == [1]
-    assert all(0 <= c < 384 for c in bad)
+    # SpikeInterface's own detector on the same bandpassed segment and chunks.
+    import spikeinterface.preprocessing as spre
+
+    bandpassed = spre.bandpass_filter(
+        recording.select_segments([0]), freq_min=300.0, freq_max=3000.0
+    )
+    with caplog.at_level(logging.ERROR):
+        ids, labels = spre.detect_bad_channels(bandpassed, num_random_chunks=5, seed=0)
+    assert bad == sorted(recording.channel_ids.tolist().index(c) for c in ids)
+    assert info["channel_labels"] == [str(x) for x in labels]
     spikes, channel = truth.detect_peak_spikes(saved)
 
     # 33 ms cannot hold two 3 s segments: a clear error and nothing written ...

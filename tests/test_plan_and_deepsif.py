@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 
 import h5py
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import CLIP_REGIONS
 from spikeforge.core.errors import InputError
 from spikeforge.eeg.export.deepsif import (
     import_deepsif_plan,
@@ -33,43 +33,45 @@ def _connected(regions, neighbours):
     return seen == regions
 
 
-def test_patches_and_weights(real_anatomy, real_plan):
-    sigma = 0.8493 * real_plan.attrs["point_05_mm"]
-    assert 40 <= real_plan.attrs["point_05_mm"] <= 60
-    for i in range(real_plan.n_samples):
+def test_patches_and_weights(eeg_case):
+    anatomy, case_plan = eeg_case.anatomy, eeg_case.plan
+    sigma = 0.8493 * case_plan.attrs["point_05_mm"]
+    assert 40 <= case_plan.attrs["point_05_mm"] <= 60
+    for i in range(case_plan.n_samples):
         # Region-major: each centre region leads samples_per_region (4) consecutive samples.
-        assert real_plan.centre[i, 0] == CLIP_REGIONS[i // 4]
-        first = set(real_plan.patch_of(i, 0).tolist())
-        second = set(real_plan.patch_of(i, 1).tolist())
+        assert case_plan.centre[i, 0] == eeg_case.regions[i // 4]
+        first = set(case_plan.patch_of(i, 0).tolist())
+        second = set(case_plan.patch_of(i, 1).tolist())
         assert not first & second
         for k in range(2):
-            patch = real_plan.patch_of(i, k)
-            assert patch[0] == real_plan.centre[i, k]
+            patch = case_plan.patch_of(i, k)
+            assert patch[0] == case_plan.centre[i, k]
             assert len(set(patch.tolist())) == patch.size <= 70
-            assert np.all(real_plan.patch[i, k, patch.size :] == -1)
-            assert _connected(patch, real_anatomy.neighbours)
-            d = real_anatomy.distances[patch[0], patch]
+            assert np.all(case_plan.patch[i, k, patch.size :] == -1)
+            assert _connected(patch, anatomy.neighbours)
+            d = anatomy.distances[patch[0], patch]
             np.testing.assert_allclose(
-                real_plan.weights_of(i, k), np.exp(-(d**2) / (2 * sigma**2)), rtol=1e-12
+                case_plan.weights_of(i, k), np.exp(-(d**2) / (2 * sigma**2)), rtol=1e-12
             )
-            assert real_plan.weights_of(i, k)[0] == 1.0
-    np.testing.assert_array_equal(real_plan.sensor_snr[:8], [5, 10, 15, 20, 5, 10, 15, 20])
+            assert case_plan.weights_of(i, k)[0] == 1.0
+    np.testing.assert_array_equal(case_plan.sensor_snr[:8], [5, 10, 15, 20, 5, 10, 15, 20])
 
 
-def test_scale_ratio_reaches_target_source_snr(real_anatomy, real_library, real_plan):
+def test_scale_ratio_reaches_target_source_snr(eeg_case):
     """Recompute the source-space SNR densely from the definition: the chosen ratio gives one
     of the target SNRs, and every stored ratio gives its own target."""
-    fwd = real_anatomy.leadfield
-    targets = real_plan.attrs["target_snrs_db"]
-    with Library(real_library) as library:
+    anatomy, library_path, case_plan = eeg_case.anatomy, eeg_case.library, eeg_case.plan
+    fwd = anatomy.leadfield
+    targets = case_plan.attrs["target_snrs_db"]
+    with Library(library_path) as library:
         clips = np.stack([library.clip(r) for r in range(library.n_clips)])
     for i, k in [(0, 0), (7, 1), (21, 0), (46, 1)]:
-        patch = real_plan.patch_of(i, k)
-        clip = clips[real_plan.clip[i, k]].astype(np.float64)
+        patch = case_plan.patch_of(i, k)
+        clip = clips[case_plan.clip[i, k]].astype(np.float64)
         w = clip[:, patch[0]] / clip[:, patch[0]].max()
         peak = int(np.argmax(w))
         win = slice(max(0, peak - 100), min(500, peak + 101))
-        signal = fwd[:, patch] @ np.outer(w, real_plan.weights_of(i, k)).T
+        signal = fwd[:, patch] @ np.outer(w, case_plan.weights_of(i, k)).T
         others = np.setdiff1d(np.arange(fwd.shape[1]), patch)
         background = fwd[:, others] @ clip[:, others].T
 
@@ -79,43 +81,46 @@ def test_scale_ratio_reaches_target_source_snr(real_anatomy, real_library, real_
             return np.sum(x**2) / x.shape[1]
 
         ps, pn = power(signal), power(background)
-        realised = 10 * np.log10(real_plan.scale_ratios[i, k] ** 2 * ps / pn)
+        realised = 10 * np.log10(case_plan.scale_ratios[i, k] ** 2 * ps / pn)
         np.testing.assert_allclose(realised, targets, atol=1e-9)
-        chosen = 10 * np.log10(real_plan.scale[i, k] ** 2 * ps / pn)
+        chosen = 10 * np.log10(case_plan.scale[i, k] ** 2 * ps / pn)
         assert np.min(np.abs(targets - chosen)) < 1e-9
 
 
-def test_plan_is_seeded(real_anatomy, real_library):
-    cfg = PlanConfig(n_samples=12, samples_per_region=1, centre_regions=CLIP_REGIONS)
-    with Library(real_library) as library:
-        a = generate_plan(real_anatomy, library, cfg, seed=3, split="test")
-        b = generate_plan(real_anatomy, library, cfg, seed=3, split="test")
-        c = generate_plan(real_anatomy, library, cfg, seed=4, split="test")
+def test_plan_is_seeded(eeg_case):
+    anatomy, library_path = eeg_case.anatomy, eeg_case.library
+    cfg = PlanConfig(n_samples=12, samples_per_region=1, centre_regions=eeg_case.regions)
+    with Library(library_path) as library:
+        a = generate_plan(anatomy, library, cfg, seed=3, split="test")
+        b = generate_plan(anatomy, library, cfg, seed=3, split="test")
+        c = generate_plan(anatomy, library, cfg, seed=4, split="test")
     np.testing.assert_array_equal(a.patch, b.patch)
     np.testing.assert_array_equal(a.scale, b.scale)
     assert not np.array_equal(a.scale, c.scale)
 
 
-def test_disk_patches(real_anatomy, real_library):
+def test_disk_patches(eeg_case):
+    anatomy, library_path = eeg_case.anatomy, eeg_case.library
     cfg = PlanConfig(
         n_samples=12,
         samples_per_region=1,
-        centre_regions=CLIP_REGIONS,
+        centre_regions=eeg_case.regions,
         patch_method="disk",
         disk_radius_mm=15.0,
     )
-    with Library(real_library) as library:
-        plan = generate_plan(real_anatomy, library, cfg, seed=3, split="test")
+    with Library(library_path) as library:
+        plan = generate_plan(anatomy, library, cfg, seed=3, split="test")
     for i in range(12):
         patch = plan.patch_of(i, 0)
-        expected = np.flatnonzero(real_anatomy.distances[patch[0]] <= 15.0)
+        expected = np.flatnonzero(anatomy.distances[patch[0]] <= 15.0)
         assert set(patch.tolist()) == set(expected.tolist()) or patch.size == 70
 
 
-def test_region_without_clips_is_a_clear_error(real_anatomy, real_library):
+def test_region_without_clips_is_a_clear_error(eeg_case):
+    anatomy, library_path = eeg_case.anatomy, eeg_case.library
     cfg = PlanConfig(n_samples=4, samples_per_region=1, centre_regions=(0, 1))
-    with Library(real_library) as library, pytest.raises(InputError, match="region 1 has no"):
-        generate_plan(real_anatomy, library, cfg, seed=3, split="test")
+    with Library(library_path) as library, pytest.raises(InputError, match="region 1 has no"):
+        generate_plan(anatomy, library, cfg, seed=3, split="test")
 
 
 def deepsif_loader_sample(meta, nmm, fwd, index):
@@ -141,20 +146,21 @@ def deepsif_loader_sample(meta, nmm, fwd, index):
     return eeg.astype("float32"), (empty_nmm / np.max(empty_nmm)).astype("float32")
 
 
-def test_deepsif_format_drives_deepsif_loader(real_anatomy, real_library, real_plan, tmp_path):
-    fwd = real_anatomy.leadfield
-    write_deepsif_metadata(real_plan, tmp_path / "train_sample_source1.mat")
-    write_deepsif_clips(real_library, tmp_path / "train_sample_nmm.h5")
+def test_deepsif_format_drives_deepsif_loader(eeg_case, tmp_path):
+    anatomy, library_path, case_plan = eeg_case.anatomy, eeg_case.library, eeg_case.plan
+    fwd = anatomy.leadfield
+    write_deepsif_metadata(case_plan, tmp_path / "train_sample_source1.mat")
+    write_deepsif_clips(library_path, tmp_path / "train_sample_nmm.h5")
     meta = scipy.io.loadmat(tmp_path / "train_sample_source1.mat")
-    n = real_plan.n_samples
+    n = case_plan.n_samples
     assert meta["selected_region"].shape == (n, 2, 70)
     assert meta["mag_change"].shape == (n, 2, 70)
     assert meta["scale_ratio"].shape == (n, 2, 1)
     assert meta["sensor_snr"].shape == (n, 1)
     assert meta["nmm_idx"].shape == (n, 2) and np.issubdtype(meta["nmm_idx"].dtype, np.integer)
-    assert np.all(meta["selected_region"][0, 0, real_plan.patch_size[0, 0] :] == 15213)
-    with Library(real_library) as library:
-        ours = next(synthesize(fwd, library, real_plan, 0, 11, "train", add_noise=False))
+    assert np.all(meta["selected_region"][0, 0, case_plan.patch_size[0, 0] :] == 15213)
+    with Library(library_path) as library:
+        ours = next(synthesize(fwd, library, case_plan, 0, 11, "train", add_noise=False))
     with h5py.File(tmp_path / "train_sample_nmm.h5") as f:
         nmm = f["data"]
         for i in (0, 9, 30, 47):
@@ -166,33 +172,102 @@ def test_deepsif_format_drives_deepsif_loader(real_anatomy, real_library, real_p
             )
 
 
-def test_import_deepsif_metadata_reproduces_plan(real_anatomy, real_library, real_plan, tmp_path):
-    write_deepsif_metadata(real_plan, tmp_path / "meta.mat")
-    # The released script saves current_snr where the loader reads sensor_snr: accept both.
-    meta = {k: v for k, v in scipy.io.loadmat(tmp_path / "meta.mat").items() if k[0] != "_"}
-    meta["current_snr"] = meta.pop("sensor_snr")
-    scipy.io.savemat(tmp_path / "meta_current.mat", meta)
-    with Library(real_library) as library:
-        for name in ("meta.mat", "meta_current.mat"):
-            plan = import_deepsif_plan(tmp_path / name, library, 994, seed=11, split="train")
-            np.testing.assert_array_equal(plan.patch, real_plan.patch)
-            np.testing.assert_array_equal(plan.clip, real_plan.clip)
-            np.testing.assert_allclose(plan.scale, real_plan.scale)
-            np.testing.assert_allclose(plan.mag_change, real_plan.mag_change)
-            np.testing.assert_allclose(plan.sensor_snr, real_plan.sensor_snr)
+def literal_choice(seed: int, split: str, index: int, n_ratios: int) -> int:
+    """The README's seed table: an imported plan's ratio choice is (seed, split, i, 0)."""
+    sequence = np.random.SeedSequence([seed, zlib.crc32(split.encode()), index, 0])
+    return int(np.random.default_rng(sequence).integers(n_ratios))
 
 
-def test_plan_in_pieces_equals_plan_in_one(real_anatomy, real_library, real_plan, tmp_path):
+def deepsif_metadata_by_hand(plan, n_ratios: int = 4) -> dict:
+    """A metadata file as DeepSIF's script saves it (float arrays, padding 15213, several
+    scale ratios, `current_snr`), written here without spikeforge's writer."""
+    n, s = plan.centre.shape
+    selected = np.full((n, s, 70), 15213.0)
+    mag = np.full((n, s, 70), 15213.0)
+    for i in range(n):
+        for k in range(s):
+            size = plan.patch_size[i, k]
+            selected[i, k, :size] = plan.patch[i, k, :size]
+            mag[i, k, :size] = plan.mag_change[i, k, :size]
+    ratios = 1.0 + np.arange(n)[:, None, None] + 10.0 * np.arange(s)[None, :, None]
+    ratios = ratios + 100.0 * np.arange(n_ratios)[None, None, :]
+    return {
+        "selected_region": selected,
+        "mag_change": mag,
+        "scale_ratio": ratios,
+        "nmm_idx": plan.clip.astype(np.float64),  # the released script saves floats
+        "current_snr": plan.sensor_snr[:, None].astype(np.float64),
+    }
+
+
+def test_import_deepsif_metadata(eeg_case, tmp_path):
+    """Patches, weights, clips and SNRs as stored; one of several ratios per sample, chosen by
+    the documented seed (the same for every source of a sample, spanning the choices)."""
+    plan = eeg_case.plan
+    meta = deepsif_metadata_by_hand(plan)
+    scipy.io.savemat(tmp_path / "meta.mat", meta)
+    with Library(eeg_case.library) as library:
+        imported = import_deepsif_plan(
+            tmp_path / "meta.mat", library, eeg_case.anatomy.n_regions, seed=11, split="train"
+        )
+    np.testing.assert_array_equal(imported.patch, plan.patch)
+    np.testing.assert_array_equal(imported.patch_size, plan.patch_size)
+    np.testing.assert_array_equal(imported.centre, plan.centre)
+    np.testing.assert_array_equal(imported.clip, plan.clip)
+    np.testing.assert_allclose(imported.mag_change, plan.mag_change)
+    np.testing.assert_allclose(imported.sensor_snr, plan.sensor_snr)
+    np.testing.assert_array_equal(imported.scale_ratios, meta["scale_ratio"])
+    choices = [literal_choice(11, "train", i, 4) for i in range(plan.n_samples)]
+    assert len(set(choices)) > 1
+    for i, j in enumerate(choices):
+        np.testing.assert_array_equal(imported.scale[i], meta["scale_ratio"][i, :, j])
+
+
+def test_import_deepsif_single_source_and_errors(eeg_case, tmp_path):
+    plan = eeg_case.plan
+    meta = deepsif_metadata_by_hand(plan, n_ratios=1)
+    n = plan.n_samples
+    single = dict(
+        meta, selected_region=meta["selected_region"][:, 0], mag_change=meta["mag_change"][:, 0],
+        scale_ratio=meta["scale_ratio"][:, :1], nmm_idx=meta["nmm_idx"][:, :1],
+    )  # fmt: skip
+    scipy.io.savemat(tmp_path / "single.mat", single)
+    n_regions = eeg_case.anatomy.n_regions
+    with Library(eeg_case.library) as library:
+        imported = import_deepsif_plan(tmp_path / "single.mat", library, n_regions, 11, "train")
+        assert imported.patch.shape == (n, 1, 70) and imported.n_sources == 1
+        np.testing.assert_array_equal(imported.patch[:, 0], plan.patch[:, 0])
+        np.testing.assert_array_equal(imported.scale[:, 0], meta["scale_ratio"][:, 0, 0])
+        broken = {
+            "no nmm_idx": ({k: v for k, v in meta.items() if k != "nmm_idx"}, "nmm_idx"),
+            "no snr": ({k: v for k, v in meta.items() if k != "current_snr"}, "sensor_snr"),
+            "fractional clip": (dict(meta, nmm_idx=meta["nmm_idx"] + 0.5), "clip rows must"),
+            "clip past the library": (dict(meta, nmm_idx=meta["nmm_idx"] * 0 + library.n_clips),
+                                      "clip rows must"),
+            "region past the head": (dict(meta, selected_region=np.where(
+                meta["selected_region"] == 15213, 15213, n_regions)), "bad region ids"),
+            "snr count": (dict(meta, current_snr=np.ones((3, 1))), "3 SNRs for"),
+        }  # fmt: skip
+        for name, (variables, message) in broken.items():
+            path = tmp_path / f"{name}.mat"
+            scipy.io.savemat(path, variables)
+            with pytest.raises(InputError, match=message) as error:
+                import_deepsif_plan(path, library, n_regions, 11, "train")
+            assert str(path) in str(error.value), name
+
+
+def test_plan_in_pieces_equals_plan_in_one(eeg_case, tmp_path):
     from spikeforge.eeg.plan import read_plan, write_plan
 
-    cfg = PlanConfig(n_samples=48, samples_per_region=4, centre_regions=CLIP_REGIONS)
-    with Library(real_library) as library:
+    anatomy, library_path, case_plan = eeg_case.anatomy, eeg_case.library, eeg_case.plan
+    cfg = PlanConfig(n_samples=48, samples_per_region=4, centre_regions=eeg_case.regions)
+    with Library(library_path) as library:
         pieces = [
-            generate_plan(real_anatomy, library, cfg, 11, "train", first, first + 20)
+            generate_plan(anatomy, library, cfg, 11, "train", first, first + 20)
             for first in (0, 20, 40)
         ]
     write_plan(iter(pieces), tmp_path / "pieces.h5")
-    write_plan(real_plan, tmp_path / "whole.h5")
+    write_plan(case_plan, tmp_path / "whole.h5")
     a, b = read_plan(tmp_path / "pieces.h5"), read_plan(tmp_path / "whole.h5")
     for name in ("centre", "patch", "patch_size", "mag_change", "clip", "scale", "sensor_snr"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))

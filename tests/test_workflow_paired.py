@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_workflow import (
+from workflow_run import (
     assert_job_failure,
     assert_startup_failure,
     job_counts,
@@ -22,7 +22,7 @@ from test_workflow import (
 
 from spikeforge.paired.spe1 import NPX_GAIN_UV, PHASE3A_REFERENCE_CHANNELS
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.workflow
 
 PAIRED_TINY = {
     "paired": {
@@ -179,6 +179,58 @@ def test_channel_map_that_is_not_one_stops_at_start_up(spe1_root, tmp_path):
     assert line.startswith("spikeforge: error:")
 
 
+def binary_recording(spe1_root: Path, tmp_path: Path) -> dict:
+    """The mock cell's Neuropixels file as a raw binary recording with a probe file."""
+    import probeinterface
+
+    from spikeforge.paired.mock import mock_channel_map
+    from spikeforge.paired.spe1 import probe_from_channel_map
+
+    probe = tmp_path / "probe.json"
+    probeinterface.write_probeinterface(probe, probe_from_channel_map(mock_channel_map()))
+    return {
+        "reader": "binary",
+        "path": str(next((spe1_root / "Recordings" / "c1").glob("*npx_raw.bin"))),
+        "probe": str(probe),
+        "binary": {"sampling_frequency": 30_000.0, "num_channels": 384, "dtype": "int16",
+                   "gain_to_uV": NPX_GAIN_UV},
+    }  # fmt: skip
+
+
+def recordings_config(recording: dict) -> dict:
+    return {
+        "paired": {
+            "enabled": True, "source": "recordings", "cells": ["r1"],
+            "recordings": {"r1": recording}, "window": {"skip_s": 1.0, "duration_s": 4.0},
+            "segment_s": 1.0, "bad_channels": {"method": None},
+        }
+    }  # fmt: skip
+
+
+def test_recording_without_spike_times_goes_through_peak_detection(spe1_root, tmp_path):
+    """No ground truth: the traces are saved preprocessed, peaks detected on them, then
+    converted; the Arrow rows carry every detected spike, on the template's peak channel."""
+    import datasets
+
+    workdir = tmp_path / "run"
+    run = snakemake(workdir, recordings_config(binary_recording(spe1_root, tmp_path)))
+    assert run.returncode == 0, succeeded(run)
+    out = workdir / "results" / "paired" / "r1"
+    meta = json.loads((out / "conversion_metadata.json").read_text())
+    source = meta["source_metadata"]["spike_source"]
+    assert source.startswith("spikeinterface peak detection (channel ")
+    assert meta["n_spikes_total"] > 10
+    peak = meta["unit_peak_channel"]["0"]
+    found = 0
+    for split in ("train", "test"):
+        rows = datasets.load_from_disk(str(out / split))
+        for ctt in rows["ctt"]:
+            found += len(ctt[peak])
+            assert all(len(c) == 0 for i, c in enumerate(ctt) if i != peak)
+    assert found == meta["n_spikes_total"]
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
+
+
 def test_binary_recording_with_probe_file(spe1_root, tmp_path):
     """reader: binary with the reader's settings from the config: the traces of the Arrow rows
     are SpikeInterface's own lazy chain on the same file (no `connected` property: the
@@ -188,27 +240,11 @@ def test_binary_recording_with_probe_file(spe1_root, tmp_path):
     import spikeinterface.extractors as se
     import spikeinterface.preprocessing as spre
 
-    from spikeforge.paired.mock import mock_channel_map
-    from spikeforge.paired.spe1 import probe_from_channel_map
-
-    binary = next((spe1_root / "Recordings" / "c1").glob("*npx_raw.bin"))
-    probe = tmp_path / "probe.json"
-    probeinterface.write_probeinterface(probe, probe_from_channel_map(mock_channel_map()))
+    recording = binary_recording(spe1_root, tmp_path)
+    binary, probe = recording["path"], recording["probe"]
     spikes = np.arange(40_000, 150_000, 7_000)
     np.save(tmp_path / "gt.npy", spikes)
-    recording = {
-        "reader": "binary", "path": str(binary), "probe": str(probe),
-        "spike_times": str(tmp_path / "gt.npy"),
-        "binary": {"sampling_frequency": 30_000.0, "num_channels": 384, "dtype": "int16",
-                   "gain_to_uV": NPX_GAIN_UV},
-    }  # fmt: skip
-    config = {
-        "paired": {
-            "enabled": True, "source": "recordings", "cells": ["r1"],
-            "recordings": {"r1": recording}, "window": {"skip_s": 1.0, "duration_s": 4.0},
-            "segment_s": 1.0, "bad_channels": {"method": None},
-        }
-    }  # fmt: skip
+    config = recordings_config(dict(recording, spike_times=str(tmp_path / "gt.npy")))
     workdir = tmp_path / "run"
     run = snakemake(workdir, config)
     assert run.returncode == 0, succeeded(run)

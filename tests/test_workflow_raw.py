@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
-from test_workflow import (
+from workflow_run import (
     REAL_ANATOMY,
     assert_job_failure,
     assert_startup_failure,
@@ -21,7 +21,7 @@ from test_workflow import (
     succeeded,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.workflow
 
 RAW_EEG = {
     "enabled": True,
@@ -29,6 +29,7 @@ RAW_EEG = {
     "spike_library": {"source": "raw"},
     "raw": {"source": "mock", "regions": [2, 9, 17], "iterations": [0, 1],
             "mock": {"duration_s": 8.0, "chunk_s": 3.0}},
+    "plan": {"n_sources": 1},
     "splits": {"train": {"samples_per_region": 10}},
     "synthesis": {"samples_per_shard": 12},
     "export": {"mat": {"enabled": False}, "deepsif": {"enabled": True}},
@@ -78,25 +79,32 @@ def test_clip_layout_numbering_and_provenance(raw_build):
         assert np.all(alpha[rows] > 0)
 
 
-def test_deleted_region_rebuilds_that_region_only(raw_build):
+def test_deleted_region_reruns_its_extraction_and_what_follows(raw_build):
+    """Deleting region 9's clips reruns region 9's extraction only (not its recordings, not
+    the other regions), then the library, the plan and every shard: Snakemake compares
+    modification times, and the rebuilt library and plan are new files even where their
+    content is the same, so the shards that do not use region 9 rerun too. Everything rebuilt
+    is byte-identical."""
     results = raw_build / "results"
     before = sha256_tree(results)
+    with h5py.File(results / "plan" / "train.h5", "r") as plan:
+        with h5py.File(results / "spike_library" / "library.h5", "r") as library:
+            uses = np.isin(library["region"][()][plan["clip"][()]], [9]).any(axis=1)
+    shards_using = set(np.flatnonzero(uses) // 12)
+    assert len(shards_using) < 3, "the config must leave a shard without region 9"
     shutil.rmtree(results / "nmm_spikes" / "a9")
     (results / "nmm_spikes" / "clip_info" / "a9.json").unlink()
     dry = snakemake(raw_build, RAW_TINY, "-n")
     assert dry.returncode == 0, succeeded(dry)
-    counts = job_counts(dry.output)
-    assert counts["extract_clips"] == 1
-    assert planned_outputs(dry.output)["extract_clips"][0].startswith("results/nmm_spikes/a9")
-    assert "mock_raw_nmm" not in counts and "demo_anatomy" not in counts
-    # Shards using region 9 (every shard here: sources are drawn from all three regions).
-    with h5py.File(results / "plan" / "train.h5", "r") as plan:
-        with h5py.File(results / "spike_library" / "library.h5", "r") as library:
-            uses = np.isin(library["region"][()][plan["clip"][()]], [9]).any(axis=1)
-    shards_using = {
-        f"results/train/hdf5/shard_{k:04d}.h5" for k in np.unique(np.flatnonzero(uses) // 12)
-    }
-    assert set(planned_outputs(dry.output)["synthesize_shard"]) == shards_using
+    assert job_counts(dry.output) == {
+        "extract_clips": 1, "spike_library": 1, "sample_plan": 1, "synthesize_shard": 3,
+        "split_index": 1, "export_deepsif": 1, "all": 1,
+    }  # fmt: skip
+    jobs = planned_outputs(dry.output)
+    assert jobs["extract_clips"][0].startswith("results/nmm_spikes/a9")
+    assert sorted(jobs["synthesize_shard"]) == [
+        f"results/train/hdf5/shard_{k:04d}.h5" for k in range(3)
+    ]
     run = snakemake(raw_build, RAW_TINY)
     assert run.returncode == 0, succeeded(run)
     assert sha256_tree(results) == before
@@ -173,3 +181,47 @@ def test_tvb_duration_not_a_multiple_of_the_chunk_stops_at_start_up(tmp_path):
         run, tmp_path / "run", "config key eeg.raw.tvb.chunk_s:",
         "chunk_s = 2 s does not divide duration_s = 5 s", "eeg.raw.tvb.duration_s",
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_tvb_on_deepsifs_connectivity_yields_clips(tmp_path):
+    """2.5 s of Jansen-Rit on DeepSIF's 998-region connectivity (about a minute): the spiking
+    region (A = 3.5) fires while the others stay below threshold, and its clips come out
+    with DeepSIF's remap onto the real 994-region leadfield."""
+    pytest.importorskip("tvb", reason="tvb-library not installed (pip install -e .[tvb])")
+    connectivity = REAL_ANATOMY / "connectivity_998.zip"
+    if not connectivity.is_file():
+        pytest.skip(f"{connectivity} not found (../shared/data absent)")
+    files = {
+        "leadfield": str(REAL_ANATOMY / "leadfield_75_20k.mat"),
+        "region_mapping": str(REAL_ANATOMY / "fs_cortex_20k_region_mapping.mat"),
+        "centres": str(REAL_ANATOMY / "fs_cortex_20k_inflated.mat"),
+    }
+    config = {
+        "seed": 1,
+        "eeg": {
+            "enabled": True,
+            "anatomy": {"source": "files", "files": files},
+            "spike_library": {"source": "raw"},
+            "raw": {"source": "tvb", "regions": [100], "iterations": [0],
+                    "tvb": {"connectivity": str(connectivity), "duration_s": 2.5,
+                            "chunk_s": 0.5}},
+            "preprocessing": {"fsaverage_remap": True},
+        },
+    }  # fmt: skip
+    workdir = tmp_path / "run"
+    target = "results/nmm_spikes/clip_info/a100.json"
+    run = snakemake(workdir, config, target)
+    assert run.returncode == 0, succeeded(run)
+    info = json.loads((workdir / target).read_text())
+    assert len(info["clips"]) >= 1, info["messages"]
+    for clip in info["clips"]:
+        data = scipy.io.loadmat(
+            workdir / "results" / "nmm_spikes" / "a100" / f"nmm_{clip['j']}.mat"
+        )
+        assert data["data"].shape == (500, 994)
+        region = data["data"][:, 100]
+        peak = clip["peak_time"] - clip["clip_start"]
+        assert region[peak] >= region[peak - 1] and region[peak] >= region[peak + 1]
+        others = np.delete(data["data"], 100, axis=1)
+        assert region[peak] > 8.0 > others.max()  # a spike in region 100 only (rescaled)

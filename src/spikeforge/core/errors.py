@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class InputError(Exception):
-    """Bad user input: names the file (or config key) and the problem."""
+class InputError(ValueError):
+    """Bad user input: names the file (or config key) and the problem. A ValueError, so code
+    that validates values keeps catching it."""
 
     def __init__(self, where: str | Path, problem: str, key: str | None = None) -> None:
         self.where = str(where)

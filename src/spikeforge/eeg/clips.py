@@ -138,9 +138,15 @@ def _signal_power(
     return float(gain @ gain) * float(x_r @ x_r) / x_r.size
 
 
-def _alpha(ps: float, pn: float, region: int, target_snr_db: float) -> float:
+def _alpha(
+    ps: float, pn: float, region: int, target_snr_db: float, where: str | Path = "leadfield"
+) -> float:
     if ps <= 0:
-        raise ValueError(f"region {region} has no signal power around its peaks")
+        raise InputError(
+            where,
+            f"region {region} has no sensor signal power around its peaks (its leadfield "
+            "column is zero or its trace is flat there): its spikes cannot be scaled",
+        )
     return float(np.sqrt(10 ** (target_snr_db / 10) * pn / ps))
 
 
@@ -296,7 +302,9 @@ def process_region(
                 stage.feed(chunk, offset)
                 offset += chunk.shape[0]
             ps = _signal_power(trace[alpha_rows], means, fwd, region)
-            alpha = _alpha(ps, noise_sum / alpha_rows.size, region, det.target_snr_db)
+            alpha = _alpha(
+                ps, noise_sum / alpha_rows.size, region, det.target_snr_db, paths[0].parent
+            )
             scaled = rescale_trace(trace, peaks, alpha)
             for i, (t, s) in enumerate(zip(peaks[fits], starts[fits], strict=True)):
                 clip = stage.clip(i)

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from spikeforge.core.errors import InputError
 from spikeforge.core.seeding import int_seed
 from spikeforge.eeg.raw import A_BACKGROUND, A_SPIKING, chunk_path
 from spikeforge.io.mat import save_mat
@@ -107,17 +108,17 @@ def connectivity_regions(connectivity_zip: str | Path) -> int:
     """Number of regions of a TVB connectivity zip (rows of its centres file), without TVB."""
     path = Path(connectivity_zip)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: connectivity zip not found")
+        raise InputError(path, "connectivity zip not found")
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if not n.startswith("__MACOSX")]
             # TVB's reader takes the (last) member whose name contains "centres" (or "centers").
             centres = [n for n in names if "centres" in n] or [n for n in names if "centers" in n]
             if not centres:
-                raise ValueError(f"{path}: no centres file in the connectivity zip")
+                raise InputError(path, "no centres file in the connectivity zip")
             text = archive.read(centres[-1]).decode("utf-8", errors="replace")
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path}: not a zip file ({exc})") from exc
+        raise InputError(path, f"not a zip file ({exc})") from exc
     lines = (line.strip() for line in text.splitlines())
     return sum(1 for line in lines if line and not line.startswith("#"))
 
@@ -126,7 +127,9 @@ def _whole_steps(seconds: float, what: str) -> int:
     steps = float(seconds) * 1000.0 / DT_MS
     n = round(steps)
     if not math.isfinite(steps) or n <= 0 or abs(steps - n) > 1e-6:
-        raise ValueError(f"{what} = {seconds} s is not a positive whole number of {DT_MS} ms steps")
+        raise InputError(
+            f"eeg.raw.tvb.{what}", f"{seconds} s is not a positive whole number of {DT_MS} ms steps"
+        )
     return n
 
 
@@ -136,8 +139,9 @@ def chunk_count(duration_s: float, chunk_s: float) -> int:
     chunk_steps = _whole_steps(chunk_s, "chunk_s")
     total_steps = _whole_steps(duration_s, "duration_s")
     if total_steps % chunk_steps:
-        raise ValueError(
-            f"chunk_s = {chunk_s} s does not divide duration_s = {duration_s} s into whole chunks"
+        raise InputError(
+            "eeg.raw.tvb.chunk_s",
+            f"chunk_s = {chunk_s} s does not divide duration_s = {duration_s} s into whole chunks",
         )
     return total_steps // chunk_steps
 
@@ -167,19 +171,20 @@ def simulate_region(
     and `iteration` only.
     """
     if not _is_int(iteration) or not 0 <= iteration < len(NOISE_SETTINGS):
-        raise ValueError(f"iteration must be 0, 1 or 2 (noise setting), got {iteration!r}")
+        raise InputError("eeg.raw.iterations", f"iteration must be 0, 1 or 2, got {iteration!r}")
     if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InputError("seed", f"must be a non-negative integer, got {seed!r}")
     if not _is_int(spiking_region):
-        raise ValueError(f"spiking_region must be an integer, got {spiking_region!r}")
+        raise InputError("eeg.raw.regions", f"a region must be an integer, got {spiking_region!r}")
     n_chunks = chunk_count(duration_s, chunk_s)
     chunk_steps = _whole_steps(chunk_s, "chunk_s")
     path = Path(connectivity_zip)
     n_regions = connectivity_regions(path)
     if not 0 <= spiking_region < n_regions:
-        raise ValueError(
-            f"spiking_region {spiking_region} out of range: {path.name} has {n_regions} regions "
-            f"(0..{n_regions - 1})"
+        raise InputError(
+            path,
+            f"spiking region {spiking_region} out of range: the connectivity has {n_regions} "
+            f"regions (0..{n_regions - 1})",
         )
 
     tvb = _import_tvb()
@@ -187,9 +192,8 @@ def simulate_region(
     conn = tvb.Connectivity.from_file(str(path.resolve()))
     conn.configure()
     if conn.number_of_regions != n_regions:
-        raise ValueError(
-            f"{path}: TVB reads {conn.number_of_regions} regions, "
-            f"the centres file lists {n_regions}"
+        raise InputError(
+            path, f"TVB reads {conn.number_of_regions} regions, the centres file lists {n_regions}"
         )
 
     mu, std = NOISE_SETTINGS[iteration]

@@ -85,13 +85,30 @@ def _clip_problems(eeg: EEGLayout, n_regions: int) -> list[str]:
         ]
     if raw["source"] == "tvb":
         missing = _file(raw["tvb"]["connectivity"], "eeg.raw.tvb.connectivity")
-        if missing:
-            found.append(missing)
+        found += [missing] if missing else _connectivity_problems(eeg, n_regions)
         try:
             eeg.tvb_chunk_count()
         except ValueError as error:
             found.append(problem("eeg.raw.tvb.chunk_s", f"{error} (eeg.raw.tvb.duration_s)"))
     return found
+
+
+def _connectivity_problems(eeg: EEGLayout, n_regions: int) -> list[str]:
+    """The TVB connectivity must be readable and as wide as the raw data the chain expects."""
+    from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS
+    from spikeforge.eeg.tvb import connectivity_regions
+
+    key = "eeg.raw.tvb.connectivity"
+    try:
+        n_connectivity = connectivity_regions(eeg.raw_cfg["tvb"]["connectivity"])
+    except InputError as error:
+        return [problem(key, str(error))]
+    remap = eeg.cfg["preprocessing"]["fsaverage_remap"]
+    expected = FSAVERAGE_RAW_REGIONS if remap else n_regions
+    if n_connectivity == expected:
+        return []
+    because = "eeg.preprocessing.fsaverage_remap" if remap else "the leadfield"
+    return [problem(key, f"has {n_connectivity} regions, {because} needs {expected}")]
 
 
 def _split_problems(eeg: EEGLayout, split: str) -> list[str]:
