@@ -251,3 +251,15 @@ def test_streamed_clips_equal_an_in_memory_extraction(tmp_path):
         expected[:, 1] = scaled[start : start + 500]
         assert clip.dtype == np.float32
         np.testing.assert_allclose(clip, expected.astype(np.float32), rtol=1e-6, atol=1e-6)
+
+
+def test_region_without_sensor_power_is_a_clear_error(tmp_path):
+    """A zero leadfield column for the spiking region: its spikes cannot be scaled to 15 dB,
+    and the error names the recordings and the cause (not a bare ValueError)."""
+    fwd = np.random.default_rng(3).standard_normal((8, 5))
+    fwd[:, 1] = 0.0
+    raw = np.concatenate([np.full((1000, 5), 2.0), np.repeat(constructed(seed=4), 4, axis=0)])
+    write_raw(tmp_path, 1, 0, raw, 5000)
+    with pytest.raises(InputError, match="region 1 has no sensor signal power") as error:
+        process_region(tmp_path, 1, [0], fwd, Preprocessing(), DET)
+    assert str(tmp_path / "a1") in str(error.value)

@@ -83,6 +83,9 @@ SEED_TEMPLATE_KEYS = {
 SEED_NPZ_KEYS = {"templates", "sampling_frequency", "probe_positions", "nbefore", "nafter"}
 SEED_DATASET_DICT = {"splits": {"train": {"name": "train"}, "test": {"name": "test"}}}
 
+# Worker processes of the streaming pass. Mutation testing sets 1: its test selection only
+# sees the calls made in the test process itself.
+TEST_JOBS = int(os.environ.get("SPIKEFORGE_TEST_JOBS", "2"))
 SKIP_S = 1.0
 SEGMENT_S = 0.55  # 5 s window -> 10 segments (9 of 0.55 s, the last 0.05 s): 8 train, 2 test
 BAD_CHUNKS = 8
@@ -128,7 +131,7 @@ def chain(mock, tmp_path_factory):
         segment_s=SEGMENT_S,
         train_fraction=0.8,
         bad_channel_kwargs={"num_random_chunks": BAD_CHUNKS},
-        job_kwargs={"n_jobs": 2},
+        job_kwargs={"n_jobs": TEST_JOBS},
     )
     template, bad, info = result.template, result.bad_channels, result.preprocess
     # The two-stage route (traces saved, then converted without filtering) as the reference:
@@ -690,7 +693,9 @@ def test_convert_cell_reports_unconnected_channels_the_detector_keeps(mock, tmp_
             summary=str(mock.root / "Data Summary.xlsx"), reference_channels=[200],
         ),
     )  # fmt: skip
-    meta = convert_cell(settings, tmp_path / "m1" / "meta.json", tmp_path / "m1" / "t.npz", 2)
+    meta = convert_cell(
+        settings, tmp_path / "m1" / "meta.json", tmp_path / "m1" / "t.npz", TEST_JOBS
+    )
     unconnected = sorted([*spe1.PHASE3A_REFERENCE_CHANNELS, 200])
     assert meta["unconnected_channel_ids"] == unconnected
     assert 200 not in meta["detector_bad_channel_ids"]

@@ -315,3 +315,37 @@ def assert_startup_failure_keeping(run: Run, *fragments: str) -> str:
     assert "Error in rule" not in run.output
     assert_no_library_traceback(run)
     return one_line_with(run.output, *fragments)
+
+
+def test_deepsif_metadata_replaces_the_plan(small_inputs, tmp_path):
+    """plan.source deepsif: the split's size comes from the metadata file's header, its rows
+    become the plan (regions, clips, one of two ratios, SNR), and the shards label them."""
+    n = 6
+    selected = np.full((n, 1, 70), 15213.0)
+    mag = np.full((n, 1, 70), 15213.0)
+    for i in range(n):
+        selected[i, 0, :2] = [i, i + 1]  # library rows are one clip per region: row r = a{r}
+        mag[i, 0, :2] = [1.0, 0.5]
+    metadata = tmp_path / "train_sample_source1.mat"
+    scipy.io.savemat(metadata, {
+        "selected_region": selected, "mag_change": mag,
+        "scale_ratio": np.stack([np.full((n, 1), 2.0), np.full((n, 1), 3.0)], axis=2),
+        "nmm_idx": np.arange(n, dtype=float)[:, None], "current_snr": np.full((n, 1), 10.0),
+    })  # fmt: skip
+    config = files_config(small_inputs, source="deepsif", deepsif_metadata={"train": str(metadata)})
+    config["eeg"]["synthesis"]["samples_per_shard"] = 4
+    workdir = tmp_path / "run"
+    run = snakemake(workdir, config)
+    assert run.returncode == 0, succeeded(run)
+    assert "import_deepsif_plan" in run.output and "sample_plan" not in run.output
+    results = workdir / "results"
+    with h5py.File(results / "plan" / "train.h5", "r") as plan:
+        assert plan.attrs["source"] == str(metadata)
+        np.testing.assert_array_equal(plan["clip"][:, 0], np.arange(n))
+        assert set(np.unique(plan["scale"][()])) <= {2.0, 3.0}
+        np.testing.assert_array_equal(plan["sensor_snr"][()], 10.0)
+    labels = []
+    for k in (0, 1):
+        with h5py.File(results / "train" / "hdf5" / f"shard_{k:04d}.h5", "r") as shard:
+            labels.append(shard["labels"][:, 0, :3])
+    np.testing.assert_array_equal(np.concatenate(labels), [[i, i + 1, -1] for i in range(n)])
