@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Mutation testing of the core of each chain with mutmut ([tool.mutmut] in pyproject.toml).
 
-    python benchmarks/mutation.py [--sample N] [--seed S]
+    python benchmarks/mutation.py [--sample N] [--seed S] [--only eeg/ paired/ ...]
 
 Every mutant of the modules in FULL is run. The paired modules' tests build a mock Neuropixels
 cell and run the streaming pass (about 10 s per mutant), so SAMPLED modules run a seeded
@@ -59,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", type=int, default=80, help="mutants per sampled module")
     parser.add_argument("--seed", type=int, default=20261130)
+    parser.add_argument("--only", nargs="+", default=[""], help="module prefixes to run")
     args = parser.parse_args()
     shutil.rmtree(MUTANTS, ignore_errors=True)
     # Generate every mutant (and the test statistics) by running one of them.
@@ -66,12 +67,14 @@ def main() -> None:
     chosen = []
     gen = random.Random(args.seed)
     for module, names in sorted(all_mutants().items()):
+        if not module.startswith(tuple(args.only)):
+            continue
         if module in FULL:
             chosen += names
         elif module in SAMPLED:
             chosen += sorted(gen.sample(names, min(args.sample, len(names))))
     mutmut(*chosen)
-    print_table(sampled=SAMPLED)
+    print_table(sampled=SAMPLED, only=args.only)
 
 
 if __name__ == "__main__":

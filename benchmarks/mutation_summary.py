@@ -40,7 +40,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def print_table(sampled: Sequence[str] = ()) -> None:
+def print_table(sampled: Sequence[str] = (), only: Sequence[str] = ("",)) -> None:
     rows = summary()
     total: Counter = Counter()
     print(f"{'module':32s} {'mutants':>7s} {'run':>5s} {'killed':>6s} {'survived':>8s} "
@@ -48,7 +48,7 @@ def print_table(sampled: Sequence[str] = ()) -> None:
     for module, counts in rows.items():
         short = module.removeprefix("src/spikeforge/")
         run = sum(v for k, v in counts.items() if k != "not checked")
-        if run == 0:
+        if run == 0 or not short.startswith(tuple(only)):
             continue
         total.update(counts)
         killed = counts["killed"] + counts["timeout"]

@@ -100,3 +100,66 @@ def real_case(real_anatomy, tmp_path_factory) -> EEGCase:
 
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
+
+
+# Mutation testing (benchmarks/mutation.py): mutmut runs, for each mutant, the tests that called
+# the mutated function while it collected its statistics. A shared fixture is built inside the
+# first test that needs it, so without help every later test that reads the fixture would miss
+# the functions that built it, and a mutant there would meet only the first test. This plugin
+# credits a shared fixture's calls to every test that uses it; outside mutmut's statistics run
+# it does nothing. It is registered as a plugin because conftest hooks in tests/ do not see the
+# set-up of session-scoped fixtures.
+_REQUEST = pytest.StashKey()
+
+
+def _mutmut_calls() -> set[str] | None:
+    import os
+
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return None
+    from mutmut.state import state
+
+    return state()._stats
+
+
+class FixtureCallCredit:
+    def __init__(self) -> None:
+        self.calls_of: dict[tuple[str, Any], set[str]] = {}
+
+    def credited(self, used: set[str], params: dict) -> set[str]:
+        return set().union(*(
+            calls for (name, param), calls in self.calls_of.items()
+            if name in used and (param is None or params.get(name) == param)
+        ))  # fmt: skip
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        calls = _mutmut_calls()
+        if calls is None or fixturedef.scope == "function":
+            yield
+            return
+        earlier = set(calls)
+        calls.clear()
+        yield
+        # A fixture it requested by name may have come from the cache: credit that one's too.
+        requested = set(request.fixturenames) - {fixturedef.argname}
+        own = calls | self.credited(requested, {})
+        self.calls_of[(fixturedef.argname, getattr(request, "param", None))] = own
+        calls |= earlier
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        calls = _mutmut_calls()
+        if calls is not None and _REQUEST in item.stash:
+            params = item.callspec.params if hasattr(item, "callspec") else {}
+            calls |= self.credited(set(item.stash[_REQUEST].fixturenames), params)
+        yield
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(FixtureCallCredit(), "spikeforge-fixture-call-credit")
+
+
+@pytest.fixture(autouse=True)
+def _request_of_the_test(request):
+    request.node.stash[_REQUEST] = request  # its fixturenames include those fixtures requested

@@ -10,6 +10,7 @@ from spikeforge.core.errors import InputError
 from spikeforge.eeg.clips import (
     Detection,
     PeakFinder,
+    clip_start,
     keep_separated,
     process_region,
     rescale_trace,
@@ -263,3 +264,166 @@ def test_region_without_sensor_power_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="region 1 has no sensor signal power") as error:
         process_region(tmp_path, 1, [0], fwd, Preprocessing(), DET)
     assert str(tmp_path / "a1") in str(error.value)
+
+
+# ------------------------------------------------------------------------------- boundaries
+
+
+def ref_strict_maxima(data, threshold):
+    """Every (t, channel), 0-based, where the data with values below threshold set to 0 is
+    larger than both neighbours; sorted by time, then channel."""
+    z = np.where(data < threshold, 0.0, data)
+    return sorted(
+        (t, c)
+        for c in range(z.shape[1])
+        for t in range(1, z.shape[0] - 1)
+        if z[t, c] > z[t - 1, c] and z[t, c] > z[t + 1, c]
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_peak_finder_on_ties_and_values_at_the_threshold(seed):
+    """Integer data in 0..10 hold plateaus, values exactly at the threshold (8) and peaks at
+    chunk borders; fed in chunks of 1 to 5 rows."""
+    gen = np.random.default_rng(seed)
+    data = gen.integers(0, 11, (600, 3)).astype(np.float64)
+    finder = PeakFinder(8.0)
+    start = 0
+    while start < len(data):
+        stop = start + int(gen.integers(1, 6))
+        finder.feed(data[start:stop])
+        start = stop
+    times, chans = finder.peaks()
+    assert times.dtype == chans.dtype == np.int64
+    assert list(zip(times.tolist(), chans.tolist(), strict=True)) == ref_strict_maxima(data, 8.0)
+    assert finder.n_rows == 600
+    np.testing.assert_array_equal(finder.sums, data.sum(axis=0))
+    empty = PeakFinder(8.0).peaks()
+    assert [(a.shape, a.dtype) for a in empty] == [((0,), np.int64)] * 2
+
+
+def test_separation_edges_and_clip_starts_at_their_bounds():
+    """§3 in 1-based terms: keep t when t - 249 > 0, t + 250 < n and t is more than 100 after
+    the previous peak; the clip of t starts at floor(t / 500) * 500 + 1."""
+    n = 2000
+    times0 = np.array([249, 349, 450, 1000, 1100, 1201, 1748])
+    chans = np.arange(times0.size) % 3
+    kept, kept_chans = keep_separated(times0, chans, n, DET)
+    expected = []
+    previous = None
+    for t0, c in zip(times0, chans, strict=True):
+        t = t0 + 1
+        separated = previous is None or t - previous > 100
+        if t - 249 > 0 and t + 250 < n and separated:
+            expected.append((t0, c))
+        previous = t
+    assert list(zip(kept.tolist(), kept_chans.tolist(), strict=True)) == expected
+    assert kept.tolist() == [249, 450, 1000, 1201, 1748]  # 349 and 1100: exactly 100 after
+    for alone, keep in [(248, False), (249, True), (1748, True), (1749, False)]:
+        one = keep_separated(np.array([alone]), np.array([0]), n, DET)[0]
+        assert one.tolist() == ([alone] if keep else []), alone
+    edge = np.array([0, 498, 499, 500, 998, 999, 1000])
+    np.testing.assert_array_equal(clip_start(edge), (edge + 1) // 500 * 500 + 1 - 1)
+    assert clip_start(edge).tolist() == [0, 0, 500, 500, 500, 1000, 1000]
+
+
+@pytest.mark.parametrize("other, clear", [(1300, False), (1299, True), (2199, False), (2200, True)])
+def test_clear_window_bounds(other, clear):
+    """A region-0 peak at 0-based 1600 has its clip at 1500..1999 (1-based 1501): another
+    region's peak at 1-based 1301..2200 (0-based 1300..2199) removes it."""
+    times = np.sort(np.array([1600, other]))
+    chans = np.array([0, 1]) if times[0] == 1600 else np.array([1, 0])
+    kept = select_region_peaks(times, chans, 0, DET)
+    assert (kept.tolist() == [1600]) == clear
+
+
+def bracket_trace(values: dict[int, float]) -> np.ndarray:
+    """A 1000-sample trace with a spike at 0-based 500, whose 500-sample window (1-based
+    positions 1..500, the peak at 250) is +-1 alternating, 3 at the peak, -2 at the trough
+    (351), and `values` at the given 1-based positions. Sample 0, outside the window, makes
+    the sum exactly 0, so the mean-removed zeros stay exactly 0."""
+    x = np.where(np.arange(1000) % 2 == 0, 1.0, -1.0)
+    window = x[251:751]
+    window[249], window[350] = 3.0, -2.0
+    for position, value in values.items():
+        window[position - 1] = value
+    x[0] = 0.0
+    x[0] = -x.sum()
+    assert x.mean() == 0.0
+    return x
+
+
+@pytest.mark.parametrize(
+    "values, scaled",
+    [
+        ({50: 0.0, 450: 0.0}, (50, 450)),  # bracket at the first and last allowed positions
+        ({49: 0.0, 451: 0.0}, (249, 353)),  # just outside: the threshold grows past 1
+        ({100: 0.0, 250: 0.0, 450: 0.0}, (100, 450)),  # the bracket is before the peak
+        ({100: 0.0, 352: 0.0, 450: 0.0}, (100, 450)),  # ... and after trough + 1
+        ({**dict.fromkeys(range(240, 250), 1.125)}, (239, 353)),  # growth by 0.05
+        ({100: 0.0, **dict.fromkeys(range(353, 358), -1.125)}, (100, 358)),
+    ],
+)
+def test_rescale_bracket_bounds(values, scaled):
+    """§4's bracket of a spike: the last near-zero sample before the peak (1-based 250) and
+    the first after trough + 1, within 50..450; the threshold starts at 0.1 and grows by 0.05.
+    Against the literal reference, and the scaled span (1-based, inclusive) stated here."""
+    trace = bracket_trace(values)
+    out = rescale_trace(trace, np.array([500]), 2.0)
+    np.testing.assert_allclose(out, ref_rescale(trace, [501], 2.0), rtol=0, atol=1e-12)
+    changed = np.flatnonzero(out != trace) - 250  # 1-based window positions
+    inside = [p for p in range(scaled[0], scaled[1] + 1) if trace[250 + p] != 0.0]
+    assert changed.tolist() == inside
+
+
+def test_process_region_iterations_without_peaks_single_peaks_and_clips_past_the_end(tmp_path):
+    """Iteration 0 has no spike (reported, and the next iterations still run); 1 is one raw
+    chunk whose last clip ends exactly at the recording's end; 2 is 200 samples shorter, so
+    that clip is skipped and reported; 3 has a single spike."""
+    gen = np.random.default_rng(8)
+    fwd = gen.standard_normal((8, 5))
+
+    def recording(n, spikes):
+        x = 2.0 + 0.1 * gen.standard_normal((n, 5))
+        for t in spikes:
+            x[:, 1] += spike(n, t)
+        return np.concatenate([np.full((1000, 5), 2.0), np.repeat(x, 4, axis=0)])
+
+    for iteration, (n, spikes, chunk) in enumerate(
+        [(6000, [], 5000), (6000, [1250, 5540], 25000), (5800, [1250, 5540], 5000),
+         (6000, [1250], 5000)]
+    ):  # fmt: skip
+        write_raw(tmp_path, 1, iteration, recording(n, spikes), chunk)
+    result = process_region(tmp_path, 1, [0, 1, 2, 3], fwd, Preprocessing(), DET)
+    assert result.iteration == [1, 1, 2, 3]
+    assert result.peak_time == [1250, 5540, 1250, 1250]
+    assert result.clip_start == [1000, 5500, 1000, 1000]
+    assert result.messages == [
+        "region 1 iteration 0: no peak passes the selection",
+        "region 1 iteration 2: 1 peak(s) whose clip would run past the end of the recording "
+        "were skipped",
+    ]
+    assert [c.shape for c in result.clips] == [(500, 5)] * 4
+
+
+@pytest.mark.parametrize("remap", [False, True])
+def test_raw_width_error_names_the_chunk_and_the_expected_width(tmp_path, remap):
+    write_raw(tmp_path, 1, 0, np.full((3000, 5), 2.0), 3000)
+    with pytest.raises(InputError) as error:
+        process_region(tmp_path, 1, [0], np.ones((8, 6)), Preprocessing(fsaverage_remap=remap), DET)
+    chunk = tmp_path / "a1" / "mean_iter_0_a_iter_1_0.mat"
+    expected = f"{chunk} [data]: raw data has 5 regions, the leadfield 6"
+    assert str(error.value) == expected + (" (fsaverage remap expects 998)" if remap else "")
+
+
+def test_scale_factor_from_the_powers():
+    """alpha = sqrt(10^(SNR/10) Pn / Ps), also for Ps below 1; Ps = 0 is a clear error."""
+    from spikeforge.eeg.clips import _alpha
+
+    assert _alpha(0.5, 2.0, 3, 15.0) == pytest.approx(np.sqrt(10**1.5 * 4.0), rel=1e-12)
+    with pytest.raises(InputError) as error:
+        _alpha(0.0, 2.0, 3, 15.0)
+    assert str(error.value) == (
+        "leadfield: region 3 has no sensor signal power around its peaks (its leadfield column "
+        "is zero or its trace is flat there): its spikes cannot be scaled"
+    )

@@ -41,18 +41,31 @@ def plan_arrays(plan):
     }
 
 
-def test_plan_split_writes_generate_plan_in_pieces(demo_case, demo_files, tmp_path, caplog):
+def test_plan_split_writes_generate_plan_in_pieces(
+    demo_case, demo_files, tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr("spikeforge.eeg.plan.PLAN_PIECE", 7)  # 48 rows: pieces of 7 and 6
     cfg = PlanConfig(n_samples=48, samples_per_region=4)  # centres: the regions with clips
+    without = [r for r in range(demo_case.anatomy.n_regions) if r not in demo_case.regions]
     with caplog.at_level(logging.WARNING):
         plan_split(demo_files / "anatomy.h5", demo_case.library, tmp_path / "p.h5", cfg, 11,
-                   "train", expected_regions=[*demo_case.regions, 3])  # fmt: skip
-    assert "1 region(s) have no clips and are not used as source centres: a3" in caplog.text
+                   "train", expected_regions=[*demo_case.regions, *without[:11]])  # fmt: skip
+    shown = ", ".join(f"a{r}" for r in without[:10])
+    assert f"11 region(s) have no clips and are not used as source centres: {shown} ..." in (
+        caplog.text
+    )
     with Library(demo_case.library) as library:
         expected = generate_plan(demo_case.anatomy, library, cfg, 11, "train")
     written = read_plan(tmp_path / "p.h5")
     for name, values in plan_arrays(expected).items():
         np.testing.assert_array_equal(getattr(written, name), values, err_msg=name)
     assert set(written.centre[:, 0].tolist()) == set(demo_case.regions)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # default: every region of the head is expected
+        plan_split(demo_files / "anatomy.h5", demo_case.library, tmp_path / "q.h5",
+                   PlanConfig(n_samples=3, samples_per_region=1), 11, "train")  # fmt: skip
+    assert f"{len(without)} region(s) have no clips" in caplog.text
+    assert f"{shown} ...\n" in caplog.text
 
 
 def test_synthesize_shard_file_is_synthesize_shard_on_the_plan_rows(
@@ -143,10 +156,11 @@ def test_mock_raw_and_extract_clips_jobs(demo_case, demo_files, tmp_path):
         np.testing.assert_array_equal(a["data"], b["data"])
     result = extract_region_clips(
         tmp_path / "raw", 25, [0, 1], demo_files / "anatomy.h5", {"burn_in": 1000, "factor": 4},
-        {"threshold_mv": 8.0, "target_snr_db": 15.0}, tmp_path / "clips", tmp_path / "a25.json",
+        {"threshold_mv": 7.5, "target_snr_db": 12.0}, tmp_path / "clips", tmp_path / "a25.json",
     )  # fmt: skip
+    detection = Detection(threshold_mv=7.5, target_snr_db=12.0)
     expected = process_region(tmp_path / "raw", 25, [0, 1], demo_case.anatomy.leadfield,
-                              Preprocessing(), Detection())  # fmt: skip
+                              Preprocessing(), detection)  # fmt: skip
     assert len(expected.clips) >= 2 and result.peak_time == expected.peak_time
     info = json.loads((tmp_path / "a25.json").read_text())
     assert [c["j"] for c in info["clips"]] == list(range(1, len(expected.clips) + 1))

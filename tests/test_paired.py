@@ -254,6 +254,27 @@ def test_streamed_median_is_exact(n, kind):
         assert truth.median_streamed(stream, n, bins, limit) == np.median(values)
 
 
+@pytest.mark.parametrize(
+    "in_dtype, out_dtype",
+    [("int16", "int16"), ("float32", "int16"), ("float32", "float32"), ("int16", "float32")],
+)
+@pytest.mark.parametrize("subset", [True, False])
+def test_median_reference_is_spikeinterfaces_common_reference(in_dtype, out_dtype, subset):
+    import spikeinterface.core as sc
+    import spikeinterface.preprocessing as spre
+
+    traces = (np.random.default_rng(3).standard_normal((5000, 12)) * 40).astype(in_dtype)
+    reference = np.array([0, 2, 3, 5, 8, 11]) if subset else None
+    recording = sc.NumpyRecording(traces, FS)
+    ids = None if reference is None else list(recording.channel_ids[reference])
+    expected = spre.common_reference(
+        recording, reference="global", operator="median", ref_channel_ids=ids, dtype=out_dtype
+    ).get_traces()
+    got = kernels.median_reference(traces, reference, np.dtype(out_dtype))
+    assert got.dtype == np.dtype(out_dtype)
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_patch_to_npx_literal():
     # n_npx / n_patch = 0.6: samples 0, 10, 99 -> frames 0, 6, 59; window [5, 59) keeps 6.
     got = truth.patch_to_npx(np.array([0, 10, 99]), 60, 100, 5, 59)
@@ -339,6 +360,29 @@ def test_preprocess_is_the_spikeinterface_chain_saved_once(mock, chain):
     assert chain.saved_info["channel_labels"] == chain.info["channel_labels"]
     assert chain.bad == list(spe1.PHASE3A_REFERENCE_CHANNELS)
     assert chain.info["bad_channel_chunks"] == BAD_CHUNKS
+
+
+def test_other_bad_channel_methods_and_bands_are_spikeinterfaces(chain, tmp_path):
+    """A detector other than coherence+psd runs as spikeinterface's detect_bad_channels on the
+    bandpassed window; another band is named in the metadata."""
+    import spikeinterface.preprocessing as spre
+
+    window = (chain.start, chain.start + int(2 * FS))
+    _, bad, info = streaming.preprocess(
+        chain.recording, *window, tmp_path / "pre", {"method": "std", "std_mad_threshold": 3.0},
+        freq_min=400.0, freq_max=3000.0,
+    )  # fmt: skip
+    bandpassed = spre.bandpass_filter(chain.recording, freq_min=400.0, freq_max=3000.0)
+    ids, labels = spre.detect_bad_channels(
+        bandpassed.frame_slice(*window), method="std", std_mad_threshold=3.0,
+        job_kwargs={"progress_bar": False},
+    )  # fmt: skip
+    channel_ids = list(chain.recording.channel_ids)
+    assert bad == sorted(channel_ids.index(c) for c in ids)
+    assert info["channel_labels"] == [str(x) for x in labels]
+    assert info["preprocessing"] == "bandpass_400_3000Hz + global_CMR"
+    assert info["bad_channel_method"] == "std"
+    assert info["bad_channel_settings"]["std_mad_threshold"] == 3.0
 
 
 def test_single_pass_equals_saving_then_converting(chain, tmp_path):
@@ -445,6 +489,20 @@ def test_template_equals_spikeinterface_average(chain):
     data = templates.trace_array(chain.saved)
     literal = np.mean([data[s - 30 : s + 60].astype(np.float64) for s in kept], axis=0)
     np.testing.assert_allclose(result.templates[0], literal, rtol=1e-5, atol=1e-4)
+
+
+def test_trace_array_maps_only_sample_major_one_file_binaries(tmp_path):
+    import spikeinterface.core as sc
+    from spikeinterface.preprocessing import scale
+
+    data = np.arange(600, dtype=np.int16).reshape(100, 6)
+    data.tofile(tmp_path / "a.bin")
+    sample_major = sc.read_binary(tmp_path / "a.bin", FS, "int16", num_channels=6)
+    np.testing.assert_array_equal(templates.trace_array(sample_major), data)
+    channel_major = sc.read_binary(tmp_path / "a.bin", FS, "int16", num_channels=6, time_axis=1)
+    for refused in (channel_major, scale(sample_major, gain=2.0)):
+        with pytest.raises(ValueError, match="not a one-segment, one-file binary recording"):
+            templates.trace_array(refused)
 
 
 def test_template_needs_min_spikes(caplog):
@@ -554,6 +612,32 @@ def test_no_huggingface_cache_in_home(chain):
     assert leftovers == []
 
 
+def test_segment_plan_limits_name_the_config_key():
+    from spikeforge.paired.arrow import MAX_LIST_VALUES, plan_segments
+
+    train, test = plan_segments(10, FS, 1 / FS, 0.8, n_channels=4)  # one-sample segments
+    assert (len(train), len(test)) == (8, 2) and train[0] == (0, 1)
+    widest = MAX_LIST_VALUES // 384
+    assert plan_segments(widest * 10, 1.0, widest, 0.8)[1] == [
+        (widest * 8, widest * 9),
+        (widest * 9, widest * 10),
+    ]
+    cases = [
+        ((10, 1000.0, 0.0005, 0.8), "paired.segment_s: 0.0005 s is shorter than one sample"),
+        ((10**10, 1.0, widest + 1, 0.8),
+         f"paired.segment_s: {widest + 1} s x 384 channels exceeds an Arrow list's 2^31 values"),
+        ((45_000, FS, 3.0, 0.8),
+         "paired.segment_s: the window has 45,000 samples (1.5 s): 1 segment(s) of 3 s leave the "
+         "train split empty (train fraction 0.8); use segments of at most 0.75 s or a longer "
+         "window"),
+        ((45_000, FS, 3.0, 1.0), "paired.train_fraction: 1.0 must be between 0 and 1"),
+    ]  # fmt: skip
+    for args, message in cases:
+        with pytest.raises(InputError) as error:
+            plan_segments(*args)
+        assert str(error.value) == message
+
+
 def test_split_leaving_a_split_empty_writes_nothing(chain, tmp_path):
     short = chain.saved.frame_slice(0, 45_000)  # 1.5 s: one 3 s segment
     with pytest.raises(InputError, match="train split empty"):
@@ -580,6 +664,7 @@ def test_metadata_and_npz_keys_match_seed(chain):
         assert set(npz.files) == SEED_NPZ_KEYS
         assert npz["templates"].shape == (1, 90, 384) and npz["templates"].dtype == np.float32
         assert npz["probe_positions"].shape == (384, 2)
+        assert npz["probe_positions"].dtype == np.float32
         assert (int(npz["nbefore"]), int(npz["nafter"])) == (30, 60)
         assert float(npz["sampling_frequency"]) == FS
 
@@ -587,6 +672,10 @@ def test_metadata_and_npz_keys_match_seed(chain):
 def test_metadata_without_summary_location():
     meta = conversion_metadata(**_minimal_meta())
     assert meta["unit_locations_um"] is None and meta["gt_electrode_chan_idx"] is None
+    assert meta["num_units"] == 1
+    first = conversion_metadata(**{**_minimal_meta(), "gt_electrode_chan_idx": 0,
+                                   "channel_locations": np.array([[11.0, 20.0]])})  # fmt: skip
+    assert first["unit_locations_um"] == {"0": [11.0, 20.0, 0.0]}
     with pytest.raises(ValueError, match="replace"):
         conversion_metadata(**{**_minimal_meta(), "extra": {"num_units": 2}})
 

@@ -116,6 +116,18 @@ def test_disk_patches(eeg_case):
         assert set(patch.tolist()) == set(expected.tolist()) or patch.size == 70
 
 
+def test_disk_includes_regions_at_the_radius(eeg_case):
+    """A disk of radius r holds every region at graph distance <= r, the boundary included."""
+    from spikeforge.eeg.plan import disk_patch
+
+    distances = eeg_case.anatomy.distances
+    centre = eeg_case.regions[0]
+    radius = float(np.sort(distances[centre])[6])  # the sixth-nearest region sits on the rim
+    expected = {v for v in range(len(distances)) if distances[centre, v] <= radius}
+    assert disk_patch(centre, eeg_case.anatomy, radius) == expected
+    assert len(expected) >= 7
+
+
 def test_region_without_clips_is_a_clear_error(eeg_case):
     anatomy, library_path = eeg_case.anatomy, eeg_case.library
     cfg = PlanConfig(n_samples=4, samples_per_region=1, centre_regions=(0, 1))
@@ -238,22 +250,64 @@ def test_import_deepsif_single_source_and_errors(eeg_case, tmp_path):
         assert imported.patch.shape == (n, 1, 70) and imported.n_sources == 1
         np.testing.assert_array_equal(imported.patch[:, 0], plan.patch[:, 0])
         np.testing.assert_array_equal(imported.scale[:, 0], meta["scale_ratio"][:, 0, 0])
+        n_clips = library.n_clips
+        no_region = meta["selected_region"].copy()
+        no_region[2, 1] = 15213
         broken = {
-            "no nmm_idx": ({k: v for k, v in meta.items() if k != "nmm_idx"}, "nmm_idx"),
-            "no snr": ({k: v for k, v in meta.items() if k != "current_snr"}, "sensor_snr"),
-            "fractional clip": (dict(meta, nmm_idx=meta["nmm_idx"] + 0.5), "clip rows must"),
-            "clip past the library": (dict(meta, nmm_idx=meta["nmm_idx"] * 0 + library.n_clips),
-                                      "clip rows must"),
+            "no nmm_idx": ({k: v for k, v in meta.items() if k != "nmm_idx"},
+                           "[nmm_idx]: variable missing from DeepSIF metadata"),
+            "no snr": ({k: v for k, v in meta.items() if k != "current_snr"},
+                       "[sensor_snr]: variable missing (neither sensor_snr nor current_snr)"),
+            "fractional clip": (dict(meta, nmm_idx=meta["nmm_idx"] + 0.5),
+                                f"[nmm_idx]: clip rows must be integers in 0..{n_clips - 1}"),
+            "clip past the library": (dict(meta, nmm_idx=meta["nmm_idx"] * 0 + n_clips),
+                                      f"[nmm_idx]: clip rows must be integers in 0..{n_clips - 1}"),
             "region past the head": (dict(meta, selected_region=np.where(
-                meta["selected_region"] == 15213, 15213, n_regions)), "bad region ids"),
-            "snr count": (dict(meta, current_snr=np.ones((3, 1))), "3 SNRs for"),
+                meta["selected_region"] == 15213, 15213, n_regions)),
+                "[selected_region]: sample 0 source 0: bad region ids"),
+            "source without regions": (dict(meta, selected_region=no_region),
+                                       "[selected_region]: sample 2 source 1: bad region ids"),
+            "snr count": (dict(meta, current_snr=np.ones((3, 1))), "[current_snr]: 3 SNRs for"),
         }  # fmt: skip
         for name, (variables, message) in broken.items():
             path = tmp_path / f"{name}.mat"
             scipy.io.savemat(path, variables)
-            with pytest.raises(InputError, match=message) as error:
+            with pytest.raises(InputError) as error:
                 import_deepsif_plan(path, library, n_regions, 11, "train")
-            assert str(path) in str(error.value), name
+            assert str(error.value).startswith(f"{path} {message}"), name
+
+
+def test_import_deepsif_one_snr_one_region_sources(eeg_case, tmp_path):
+    """One SNR for every sample; a source of one region; integer-typed indices and provenance
+    (source file, seed, split) in the written plan."""
+    from spikeforge.eeg.plan import read_plan, write_plan
+
+    plan = eeg_case.plan
+    meta = deepsif_metadata_by_hand(plan)
+    meta["current_snr"] = np.array([[7.5]])
+    meta["selected_region"][1, 0, 1:] = 15213
+    scipy.io.savemat(tmp_path / "meta.mat", meta)
+    with Library(eeg_case.library) as library:
+        imported = import_deepsif_plan(
+            tmp_path / "meta.mat", library, eeg_case.anatomy.n_regions, seed=11, split="test"
+        )
+    np.testing.assert_array_equal(imported.sensor_snr, np.full(plan.n_samples, 7.5))
+    assert imported.patch_size[1, 0] == 1 and imported.patch[1, 0, 0] == plan.centre[1, 0]
+    assert (imported.patch[1, 0, 1:] == -1).all()
+    for name in ("centre", "patch", "patch_size", "clip"):
+        assert getattr(imported, name).dtype.kind == "i", name
+    write_plan(imported, tmp_path / "plan.h5")
+    attrs = read_plan(tmp_path / "plan.h5").attrs
+    assert attrs["source"] == str(tmp_path / "meta.mat")
+    assert (attrs["seed"], attrs["split"], attrs["patch_method"]) == (11, "test", "imported")
+    assert np.isnan(attrs["point_05_mm"]) and attrs["target_snrs_db"].size == 0
+    two = {k: v[:2] for k, v in meta.items() if k != "current_snr"}
+    scipy.io.savemat(tmp_path / "two.mat", dict(two, sensor_snr=np.array([[7.5]])))
+    with Library(eeg_case.library) as library:
+        imported = import_deepsif_plan(
+            tmp_path / "two.mat", library, eeg_case.anatomy.n_regions, seed=11, split="test"
+        )
+    np.testing.assert_array_equal(imported.sensor_snr, [7.5, 7.5])
 
 
 def test_plan_in_pieces_equals_plan_in_one(eeg_case, tmp_path):
@@ -272,3 +326,130 @@ def test_plan_in_pieces_equals_plan_in_one(eeg_case, tmp_path):
     for name in ("centre", "patch", "patch_size", "mag_change", "clip", "scale", "sensor_snr"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(read_plan(tmp_path / "pieces.h5", 10, 30).clip, b.clip[10:30])
+
+
+def literal_grow(centre, neighbours, centres, n_layers, rng):
+    """docs/eeg-chain.md §5 patch growth and smoothing, one region at a time."""
+
+    def around(region):
+        return [int(v) for v in neighbours[region]]
+
+    patch = {centre, *around(centre)}
+    added = patch - {centre}
+    v = rng.standard_normal(3)
+    direction = v / np.sqrt(v @ v)
+    for _layer in range(2, n_layers + 1):
+        candidates = sorted({u for a in added for u in around(a)} - patch)
+        if not candidates:
+            break
+        draws = rng.random(len(candidates))
+        added = set()
+        for region, draw in zip(candidates, draws, strict=True):
+            offset = centres[region] - centres[centre]
+            length = np.sqrt(offset @ offset)
+            cosine = offset @ direction / length if length > 0 else 0.0
+            if draw < (1 + cosine) / 2:
+                added.add(region)
+        patch |= added
+    for region in sorted({u for p in patch for u in around(p)} - patch):
+        inside = sum(u in patch for u in around(region))
+        if len(around(region)) > 1 and inside >= len(around(region)) - 1:
+            patch.add(region)
+    for region in sorted(patch - {centre}):
+        if sum(u in patch for u in around(region)) == 1:
+            patch.discard(region)
+    return patch
+
+
+def test_plan_rows_follow_the_documented_draws(eeg_case):
+    """Every row of the case's plan (grow patches, 2 sources, 6 targets) rebuilt from §5 and the
+    README's seed table: one generator per row, (seed, split, row, 0), drawing per source
+    [its centre (sources after the first, redrawn while patches overlap)], the number of
+    layers, the direction, one uniform per candidate and layer, the clip, the target SNR."""
+    anatomy, plan, regions = eeg_case.anatomy, eeg_case.plan, eeg_case.regions
+    beyond_first_layer = 0
+    with Library(eeg_case.library) as library:
+        for i in range(plan.n_samples):
+            sequence = np.random.SeedSequence([11, zlib.crc32(b"train"), i, 0])
+            rng = np.random.default_rng(sequence)
+            used = set()
+            for k in range(2):
+                for _attempt in range(50):
+                    if k == 0:
+                        centre = regions[(i // 4) % len(regions)]
+                    else:
+                        centre = regions[int(rng.integers(len(regions)))]
+                    layers = int(rng.choice([2, 3]))
+                    grown = literal_grow(centre, anatomy.neighbours, anatomy.centres, layers, rng)
+                    others = sorted(grown - {centre}, key=lambda r, c=centre: (
+                        anatomy.distances[c, r], r))  # fmt: skip
+                    patch = [centre, *others[:69]]
+                    if k == 0 or used.isdisjoint(patch):
+                        break
+                used |= set(patch)
+                assert plan.patch_of(i, k).tolist() == patch, (i, k)
+                rows = library.clips_of(centre)
+                assert plan.clip[i, k] == rows[int(rng.integers(len(rows)))]
+                target = int(rng.integers(6))
+                assert plan.scale[i, k] == plan.scale_ratios[i, k, target]
+                beyond_first_layer += len(grown) > 1 + len(anatomy.neighbours[centre])
+    assert beyond_first_layer > 0
+    sequence = np.random.SeedSequence([11, zlib.crc32(b"train"), 0, 2])  # drawn once per split
+    point_05 = np.random.default_rng(sequence).uniform(40.0, 60.0)
+    assert plan.attrs["point_05_mm"] == point_05
+    assert {k: plan.attrs[k] for k in ("seed", "split", "source", "patch_method")} == {
+        "seed": 11, "split": "train", "source": "generated", "patch_method": "grow"
+    }  # fmt: skip
+    np.testing.assert_array_equal(plan.attrs["target_snrs_db"], [10, 12, 14, 16, 18, 20])
+
+
+def test_plan_select_and_config_from_settings(eeg_case):
+    import dataclasses
+
+    from spikeforge.eeg.plan import Plan
+
+    plan = eeg_case.plan
+    part = plan.select(5, 9)
+    for field in dataclasses.fields(Plan):
+        if field.name == "attrs":
+            assert part.attrs == plan.attrs and part.attrs is not plan.attrs
+        else:
+            np.testing.assert_array_equal(getattr(part, field.name), getattr(plan, field.name)[5:9])
+    settings = {"n_samples": 4, "grow_layers": [2], "target_snrs_db": [10, 15],
+                "centre_regions": [1, 2], "patch_method": "disk"}  # fmt: skip
+    assert PlanConfig.from_settings(settings) == PlanConfig(
+        4, grow_layers=(2,), target_snrs_db=(10, 15), centre_regions=(1, 2), patch_method="disk"
+    )
+
+
+def test_patch_order_width_and_snr_window():
+    from spikeforge.eeg.plan import order_patch, snr_window
+
+    distances = np.abs(np.arange(120)[:, None] - np.arange(120)[None, :]).astype(float)
+    ordered = order_patch(set(range(120)), 60, distances)
+    assert ordered.size == 70 and ordered.dtype == np.int32
+    assert ordered[:5].tolist() == [60, 59, 61, 58, 62]  # by distance, ties by id
+    early, late = np.zeros(500), np.zeros(500)
+    early[50], late[450] = 1.0, 1.0
+    assert snr_window(early) == slice(0, 151) and snr_window(late) == slice(350, 500)
+
+
+def test_centre_regions_are_checked(demo_case, tmp_path):
+    """Configured centres must be region ids; without a list, the regions with clips are the
+    centres, even when only one region has any."""
+    from spikeforge.core.seeding import rng
+    from spikeforge.eeg.library import build_library, mock_clip
+    from spikeforge.io.mat import save_mat
+
+    anatomy = demo_case.anatomy
+    with Library(demo_case.library) as library:
+        for bad in [(), (3, anatomy.n_regions), (-1, 3)]:
+            with pytest.raises(InputError) as error:
+                generate_plan(anatomy, library, PlanConfig(4, centre_regions=bad), 1, "train")
+            assert str(error.value) == "plan.centre_regions: must be region ids in 0..199"
+    clip = mock_clip(anatomy.n_regions, 7, rng(7, "test", 7, 1))
+    save_mat(tmp_path / "clips" / "a7" / "nmm_1.mat", {"data": clip})
+    build_library(tmp_path / "clips", anatomy.leadfield, tmp_path / "one.h5")
+    with Library(tmp_path / "one.h5") as library:
+        plan = generate_plan(anatomy, library, PlanConfig(3, n_sources=1), 1, "train")
+    assert plan.centre[:, 0].tolist() == [7, 7, 7]

@@ -4,6 +4,8 @@ scheme written out here; the HDF5 shard layout read by hand."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import zlib
 
 import h5py
@@ -21,7 +23,7 @@ from spikeforge.eeg.export.hdf5 import (
 from spikeforge.eeg.export.mat import write_mat_samples
 from spikeforge.eeg.library import Library
 from spikeforge.eeg.plan import PlanConfig, generate_plan
-from spikeforge.eeg.synthesis import BLOCK_SAMPLES, add_white_noise, synthesize
+from spikeforge.eeg.synthesis import BLOCK_SAMPLES, add_white_noise, normalise_eeg, synthesize
 
 
 def literal_noise(seed: int, split: str, index: int, shape: tuple[int, int]) -> np.ndarray:
@@ -75,9 +77,12 @@ def _dense(block, b, n_regions):
     return dense
 
 
-@pytest.mark.parametrize("noise", [False, True])
-def test_synthesis_matches_reference(eeg_case, noise):
+@pytest.mark.parametrize("noise, scale", [(False, 1.0), (True, 1.0), (False, 1e-4)])
+def test_synthesis_matches_reference(eeg_case, noise, scale):
+    """Also with every scale ratio below 1, so the source's peak is below 1."""
     fwd, plan = eeg_case.anatomy.leadfield, eeg_case.plan
+    plan = dataclasses.replace(plan, scale=plan.scale * scale)
+    assert scale == 1.0 or plan.scale.max() < 0.5
     clips = all_clips(eeg_case.library)
     with Library(eeg_case.library) as library:
         blocks = list(synthesize(fwd, library, plan, 100, seed=11, split="train", add_noise=noise))
@@ -146,6 +151,20 @@ def test_add_white_noise_follows_deepsif_convention():
         noise = noisy - eeg
         realised = 10 * np.log10(np.sum(eeg**2, axis=1) / np.sum(noise**2, axis=1))
         assert abs(realised.mean() - (snr + 10 * np.log10(2))) < 0.1
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_normalisation_scales_by_the_largest_excursion_of_either_sign(sign):
+    """A negative spike as large as a positive one sets the scale: x / max |x|, as DeepSIF."""
+    eeg = np.random.default_rng(5).standard_normal((16, 500)) + 3.0
+    eeg[4, 120] += sign * 40.0
+    x = eeg.T - eeg.T.mean(axis=0, keepdims=True)
+    x = x - x.mean(axis=1, keepdims=True)
+    expected = (x / np.abs(x).max()).astype(np.float32)
+    out = normalise_eeg(eeg)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert out[120, 4] == pytest.approx(sign * np.abs(out).max())
 
 
 def test_normalisation_labels_shapes(eeg_case):
@@ -270,6 +289,50 @@ def test_compressed_shards_hold_the_same_samples(eeg_case, tmp_path, compression
         assert packed["source_timecourses"].compression == compression
         for key in plain:
             np.testing.assert_array_equal(packed[key][()], plain[key][()])
+        if compression == "gzip":
+            assert packed["eeg"].compression_opts == 1  # the default level
+    if compression == "gzip":
+        with Library(eeg_case.library) as library:
+            synthesize_shard(tmp_path / "c6.h5", fwd, library, plan, 0, 11, "train",
+                             compression="gzip", level=6)  # fmt: skip
+        with h5py.File(tmp_path / "c6.h5") as packed:
+            assert (
+                packed["eeg"].compression_opts == packed["source_timecourses"].compression_opts == 6
+            )
+
+
+def test_shard_layout_as_documented(eeg_case, tmp_path):
+    """The dataset types and shapes of the README's shard table; source_ptr starts at 0 and
+    each sample stores exactly its labelled regions (the union of its patches); snr is the
+    plan's sensor SNR; the attributes say how the shard was made."""
+    fwd, plan = eeg_case.anatomy.leadfield, eeg_case.plan.select(3, 13)
+    n_channels, n_regions = fwd.shape
+    with Library(eeg_case.library) as library:
+        synthesize_shard(tmp_path / "s.h5", fwd, library, plan, 3, 11, "test", label_pad=-5)
+    with h5py.File(tmp_path / "s.h5") as shard:
+        layout = {key: (shard[key].shape, shard[key].dtype) for key in shard}
+        nnz = shard["source_regions"].shape[0]
+        assert layout == {
+            "eeg": ((10, 500, n_channels), np.float32),
+            "labels": ((10, 2, 70), np.int32),
+            "snr": ((10,), np.float64),
+            "index": ((10,), np.int64),
+            "source_ptr": ((11,), np.int64),
+            "source_regions": ((nnz,), np.int32),
+            "source_timecourses": ((nnz, 500), np.float32),
+        }
+        ptr = shard["source_ptr"][()]
+        unions = [
+            np.unique(np.concatenate([plan.patch_of(i, k) for k in range(2)])) for i in range(10)
+        ]
+        assert ptr[0] == 0 and np.diff(ptr).tolist() == [u.size for u in unions]
+        for i, union in enumerate(unions):
+            np.testing.assert_array_equal(shard["source_regions"][ptr[i] : ptr[i + 1]], union)
+        np.testing.assert_array_equal(shard["snr"][()], plan.sensor_snr)
+        assert dict(shard.attrs) == {
+            "n_regions": n_regions, "n_channels": n_channels, "split": "test", "seed": 11,
+            "noise": True, "label_pad": -5, "first_index": 3,
+        }  # fmt: skip
 
 
 def test_rewritten_shard_is_byte_identical(eeg_case, tmp_path):
@@ -295,3 +358,86 @@ def test_synthesize_shard_is_synthesis_streamed_into_a_shard(eeg_case, tmp_path)
             "n_regions": n_regions, "n_channels": n_channels, "split": "test", "seed": 11,
             "noise": True, "label_pad": -3, "first_index": 5,
         }  # fmt: skip
+
+
+def fake_shard(path, first, n, split="train", n_regions=994, n_channels=75):
+    """Just what a split index reads from a shard: its attributes and its index dataset."""
+    with h5py.File(path, "w") as f:
+        f["index"] = np.arange(first, first + n)
+        f["eeg"] = np.full((n, 4, 3), first, np.float32) + np.arange(n)[:, None, None]
+        f["labels"] = np.zeros((n, 2, 70), np.int32)
+        f["snr"] = np.full(n, 5.0)
+        f["source_ptr"] = np.zeros(n + 1, np.int64)
+        f["source_regions"] = np.zeros(0, np.int32)
+        f["source_timecourses"] = np.zeros((0, 4), np.float32)
+        f.attrs.update(first_index=first, split=split, n_regions=n_regions, n_channels=n_channels)
+    return path
+
+
+def test_split_index_lists_shards_in_sample_order(tmp_path):
+    paths = [fake_shard(tmp_path / f"shard_{k}.h5", first, n)
+             for k, (first, n) in enumerate([(130, 5), (100, 10), (110, 20)])]  # fmt: skip
+    index = write_split_index(tmp_path / "index.json", paths)
+    assert json.loads((tmp_path / "index.json").read_text()) == index == {
+        "split": "train", "first_index": 100, "n_samples": 35,
+        "shards": [{"file": "shard_1.h5", "first_index": 100, "n_samples": 10},
+                   {"file": "shard_2.h5", "first_index": 110, "n_samples": 20},
+                   {"file": "shard_0.h5", "first_index": 130, "n_samples": 5}],
+    }  # fmt: skip
+    assert write_split_index(tmp_path / "empty.json", []) == {
+        "split": None,
+        "first_index": 0,
+        "n_samples": 0,
+        "shards": [],
+    }
+
+
+@pytest.mark.parametrize(
+    "third, message",
+    [
+        ({"first": 21}, "c.h5 starts at sample 21, b.h5 ends at 20"),
+        ({"split": "test"}, "c.h5 has split test, b.h5 train: shards of different runs"),
+        ({"n_regions": 200}, "c.h5 has n_regions 200, b.h5 994: shards of different runs"),
+        ({"n_channels": 64}, "c.h5 has n_channels 64, b.h5 75: shards of different runs"),
+    ],
+)
+def test_split_index_refuses_shards_that_do_not_continue(tmp_path, third, message):
+    """The third shard is the odd one, so a check of the first pair alone would miss it."""
+    options = {"first": 20, **third}
+    paths = [fake_shard(tmp_path / "a.h5", 0, 10), fake_shard(tmp_path / "b.h5", 10, 10),
+             fake_shard(tmp_path / "c.h5", options.pop("first"), 10, **options)]  # fmt: skip
+    with pytest.raises(ValueError) as error:
+        write_split_index(tmp_path / "index.json", paths)
+    assert str(error.value) == f"{tmp_path / 'index.json'}: {message}"
+    assert not (tmp_path / "index.json").exists()
+
+
+def test_dataset_from_a_folder_with_and_without_its_index(tmp_path):
+    """With index.json: the listed shards only, in the listed order. Without: every shard_*.h5
+    in name order, which must continue each other; a clear error for the rest."""
+    fake_shard(tmp_path / "shard_0000.h5", 0, 10)
+    fake_shard(tmp_path / "shard_0001.h5", 10, 5)
+    with EEGDataset.from_folder(tmp_path) as dataset:  # no index
+        assert len(dataset) == 15 and int(dataset[12]["index"][0, 0]) == 12
+        assert dataset[12]["eeg_data"][0, 0] == 12
+    fake_shard(tmp_path / "shard_0002.h5", 40, 5)  # another run's leftover
+    with pytest.raises(ValueError) as error:
+        EEGDataset.from_folder(tmp_path)
+    assert (
+        str(error.value)
+        == f"{tmp_path}: shard_0002.h5 starts at sample 40, shard_0001.h5 ends at 15"
+    )
+    write_split_index(
+        tmp_path / "index.json", [tmp_path / "shard_0001.h5", tmp_path / "shard_0000.h5"]
+    )
+    with EEGDataset.from_folder(tmp_path) as dataset:
+        assert [int(s["index"][0, 0]) for s in dataset] == list(range(15))
+    (tmp_path / "shard_0001.h5").unlink()
+    with pytest.raises(FileNotFoundError) as error:
+        EEGDataset.from_folder(tmp_path)
+    assert (
+        str(error.value) == f"{tmp_path / 'index.json'}: listed shards missing: ['shard_0001.h5']"
+    )
+    with pytest.raises(FileNotFoundError) as error:
+        EEGDataset.from_folder(tmp_path / "empty")
+    assert str(error.value) == f"{tmp_path / 'empty'}: no index.json and no shard_*.h5"

@@ -61,11 +61,10 @@ def peak_aligned_template(
     used = np.sort(spikes[inside])  # sorted: reads walk the file forwards
     total = np.zeros((width, n_channels), dtype=np.float64)
     offsets = np.arange(-nbefore, nafter, dtype=np.int64)
-    with reader:
-        for i in range(0, used.size, batch_size):
-            rows = (used[i : i + batch_size, None] + offsets[None, :]).reshape(-1)
-            windows = reader.gather(rows).reshape(-1, width, n_channels)
-            total += windows.sum(axis=0, dtype=np.float64)  # no float64 copy of the batch
+    for i in range(0, used.size, batch_size):
+        rows = (used[i : i + batch_size, None] + offsets[None, :]).reshape(-1)
+        windows = reader.gather(rows).reshape(-1, width, n_channels)
+        total += windows.sum(axis=0, dtype=np.float64)  # no float64 copy of the batch
     return template_from_sums(
         total, used.size, spikes.size, nbefore, nafter, ms_before, ms_after, min_spikes
     )
@@ -167,14 +166,12 @@ def trace_array(traces: sc.BaseRecording | np.ndarray) -> np.ndarray:
 
 
 class TraceRows:
-    """Row access to [samples, channels] traces. Arrays (memmaps included) are indexed
-    directly. A binary recording's file is read with readinto (blocks) or through a mapping
-    opened per gather (scattered rows) and never kept mapped, so resident memory does not
-    accumulate the pages of a long recording."""
+    """Row gathers from [samples, channels] traces. Arrays (memmaps included) are indexed
+    directly; a binary recording's file is mapped per gather and never kept mapped, so resident
+    memory does not accumulate the pages of a long recording."""
 
     def __init__(self, traces: sc.BaseRecording | np.ndarray) -> None:
         self.array: np.ndarray | None = None
-        self.handle: Any = None
         if isinstance(traces, np.ndarray):
             self.array = trace_array(traces)
             self.shape = self.array.shape
@@ -185,32 +182,6 @@ class TraceRows:
         self.path = str(mapped.filename)
         self.offset = int(mapped.offset)
         del mapped
-        self.row_bytes = self.shape[1] * self.dtype.itemsize
-        self.handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-
-    def __enter__(self) -> TraceRows:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def block(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows [a, b), into `out` ([>= b - a, channels], same dtype) when given."""
-        if self.array is not None:
-            return self.array[a:b]
-        rows = np.empty((b - a, self.shape[1]), self.dtype) if out is None else out[: b - a]
-        self.handle.seek(self.offset + a * self.row_bytes)
-        view = memoryview(rows).cast("B")
-        while view.nbytes:
-            got = self.handle.readinto(view)
-            if not got:
-                raise OSError(f"{self.path}: file shorter than its {self.shape[0]} samples")
-            view = view[got:]
-        return rows
 
     def gather(self, rows: np.ndarray) -> np.ndarray:
         """Copy of the given rows."""
