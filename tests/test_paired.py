@@ -275,6 +275,59 @@ def test_median_reference_is_spikeinterfaces_common_reference(in_dtype, out_dtyp
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("band", [(300.0, 3000.0), (500.0, 6000.0)])
+def test_filtfilt_min_samples_is_scipys_limit(band):
+    """The shortest trace scipy's sosfiltfilt accepts with spikeinterface's bandpass filter."""
+    import scipy.signal
+    import spikeinterface.core as sc
+    import spikeinterface.preprocessing as spre
+
+    silent = sc.NumpyRecording(np.zeros((100, 2), np.float32), FS)
+    filtered = spre.bandpass_filter(silent, freq_min=band[0], freq_max=band[1])
+    sos = filtered._recording_segments[0].coeff  # the coefficients spikeinterface applies
+    shortest = kernels.filtfilt_min_samples(*band, FS)
+    scipy.signal.sosfiltfilt(sos, np.ones(shortest))
+    with pytest.raises(ValueError, match="padlen"):
+        scipy.signal.sosfiltfilt(sos, np.ones(shortest - 1))
+
+
+def test_recordings_the_pass_refuses_and_windows_at_the_end(caplog):
+    import probeinterface
+    import spikeinterface.core as sc
+
+    def recording(n=20_000, probe=True, gains=True, connected=None):
+        rec = sc.NumpyRecording(np.zeros((n, 4), np.int16), FS)
+        if probe:
+            probe = probeinterface.generate_linear_probe(4, ypitch=20)
+            probe.set_device_channel_indices(np.arange(4))
+            rec.set_probe(probe)  # in place
+        if gains:
+            rec.set_channel_gains(2.34)
+            rec.set_channel_offsets(0.0)
+        if connected is not None:
+            rec.set_property("connected", np.array(connected))
+        return rec
+
+    refused = [
+        (recording(probe=False), "recording: has no channel locations: give it a probe"),
+        (recording(gains=False), "recording: has no gain_to_uV / offset_to_uV: cannot work in uV"),
+    ]
+    for rec, message in refused:
+        with pytest.raises(InputError) as error:
+            streaming.checked_window(rec, 0, None, 0, 300.0, 3000.0)
+        assert str(error.value) == message
+    with caplog.at_level(logging.WARNING, logger="spikeforge.paired"):
+        assert streaming.checked_window(recording(), 100, 20_000, 0, 300.0, 3000.0)[1:] == (
+            100, 20_000,
+        )  # fmt: skip
+    assert caplog.text == ""  # a window ending exactly at the end is not cut
+    assert streaming._reference_channels(recording(connected=[True] * 4)) is None
+    assert streaming._reference_channels(recording(connected=[1, 0, 1, 1])).tolist() == [0, 2, 3]
+    with pytest.raises(InputError) as error:
+        streaming._reference_channels(recording(connected=[False] * 4))
+    assert str(error.value) == "channel map: no channel is connected"
+
+
 def test_patch_to_npx_literal():
     # n_npx / n_patch = 0.6: samples 0, 10, 99 -> frames 0, 6, 59; window [5, 59) keeps 6.
     got = truth.patch_to_npx(np.array([0, 10, 99]), 60, 100, 5, 59)
