@@ -1,0 +1,258 @@
+"""Spike trains as a KiloSort/Phy folder, the layout phylib's TemplateModel and SpikeInterface's
+`read_phy`/`read_kilosort` open.
+
+- `spike_times.npy` int64 samples from the recording's first sample, non-decreasing over all
+  spikes; `spike_templates.npy` and `spike_clusters.npy` (int32) per spike; `amplitudes.npy`
+  (float32 scaling of the template, 1 here);
+- `templates.npy` [units, samples, channels] float32: the unit's `waveform_mean` when it has
+  one, else a placeholder (a negative unit impulse at the peak channel, channel 0 when unknown);
+  `similar_templates.npy` their cosine similarity; identity whitening matrices;
+- `channel_map.npy` (one entry per channel), `channel_positions.npy` [channels, 2];
+- `cluster_group.tsv` (every unit, those without spikes too: "good", "mua", "noise" from the
+  `quality` property, else "unsorted"), `params.py`, whose `dat_path` names the traces when the
+  source has them;
+- `spikeforge.json`: unit ids, start time and duration, which Phy does not store.
+
+Reading never executes `params.py`: its assignments are parsed as literals.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeforge.core.errors import InputError
+from spikeforge.core.files import atomic_directory
+from spikeforge.spiketrains.model import SpikeTrainError, SpikeTrains
+
+_REQUIRED = ("params.py", "spike_times.npy")
+_GROUPS = ("good", "mua", "noise", "unsorted")
+PLACEHOLDER_SAMPLES = 61
+_SIMILARITY_BLOCK = 1024
+
+
+def can_read(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and all((path / name).is_file() for name in _REQUIRED)
+
+
+def _has_waveforms(trains: SpikeTrains, n_channels: int) -> bool:
+    mean = trains.unit_properties.get("waveform_mean")
+    return mean is not None and mean.ndim == 3 and mean.shape[2] == n_channels
+
+
+def _templates(trains: SpikeTrains, n_channels: int) -> np.ndarray:
+    if _has_waveforms(trains, n_channels):
+        return np.ascontiguousarray(trains.unit_properties["waveform_mean"], dtype=np.float32)
+    templates = np.zeros((trains.n_units, PLACEHOLDER_SAMPLES, n_channels), np.float32)
+    peak = trains.unit_properties.get("peak_channel")
+    channels = np.zeros(trains.n_units, np.int64) if peak is None else peak.astype(np.int64)
+    templates[np.arange(trains.n_units), PLACEHOLDER_SAMPLES // 2, channels] = -1.0
+    return templates
+
+
+def _write_similarity(templates: np.ndarray, path: Path) -> None:
+    """Cosine similarity of flattened templates, block by block into a memory map."""
+    n = templates.shape[0]
+    flat = templates.reshape(n, -1)
+    norms = np.linalg.norm(flat, axis=1)
+    norms[norms == 0] = 1.0
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, n))
+    for first in range(0, n, _SIMILARITY_BLOCK):
+        block = flat[first : first + _SIMILARITY_BLOCK]
+        out[first : first + block.shape[0]] = (block @ flat.T) / np.outer(
+            norms[first : first + block.shape[0]], norms
+        )
+    out.flush()
+    del out
+
+
+def _cluster_ids(trains: SpikeTrains) -> np.ndarray:
+    ids = trains.unit_ids
+    if ids.dtype.kind in "iu" and (ids.size == 0 or ids.min() >= 0):
+        return ids.astype(np.int64)
+    return np.arange(trains.n_units, dtype=np.int64)
+
+
+def write_phy(
+    trains: SpikeTrains,
+    folder: str | Path,
+    dat_path: str | Path | None = None,
+    n_channels_dat: int | None = None,
+    dtype: str = "int16",
+    hp_filtered: bool = True,
+) -> None:
+    """Write a Phy folder; it appears only when complete."""
+    rate = trains.sampling_frequency
+    if rate is None:
+        raise SpikeTrainError("a Phy folder needs a sampling rate")
+    samples = trains.times_in("samples")
+    if samples.size and samples.min() < 0:
+        raise SpikeTrainError("Phy cannot hold spikes before the recording's first sample")
+    recording = trains.recording_properties
+    positions = recording.get("channel_positions")
+    if positions is not None:
+        positions = np.asarray(positions, dtype=np.float64)[:, :2]
+    mean = trains.unit_properties.get("waveform_mean")
+    peak = trains.unit_properties.get("peak_channel")
+    if positions is not None:
+        n_channels = positions.shape[0]
+    elif mean is not None and mean.ndim == 3:
+        n_channels = mean.shape[2]
+    else:
+        n_channels = int(peak.max()) + 1 if peak is not None and peak.size else 1
+    if positions is None:
+        positions = np.column_stack([np.zeros(n_channels), 20.0 * np.arange(n_channels)])
+    order = np.argsort(samples, kind="stable")
+    units = trains.unit_indices()[order]
+    clusters = _cluster_ids(trains)
+    quality = trains.unit_properties.get("quality")
+    with atomic_directory(folder) as staging:
+        np.save(staging / "spike_times.npy", samples[order].astype(np.int64))
+        np.save(staging / "spike_templates.npy", units.astype(np.int32))
+        np.save(staging / "spike_clusters.npy", clusters[units].astype(np.int32))
+        np.save(staging / "amplitudes.npy", np.ones(samples.size, np.float32))
+        templates = _templates(trains, n_channels)
+        np.save(staging / "templates.npy", templates)
+        _write_similarity(templates, staging / "similar_templates.npy")
+        np.save(staging / "whitening_mat.npy", np.eye(n_channels, dtype=np.float32))
+        np.save(staging / "whitening_mat_inv.npy", np.eye(n_channels, dtype=np.float32))
+        np.save(staging / "channel_map.npy", np.arange(n_channels, dtype=np.int32))
+        np.save(staging / "channel_positions.npy", positions)
+        groups = [
+            str(q) if str(q) in _GROUPS else "unsorted"
+            for q in (quality if quality is not None else ["unsorted"] * trains.n_units)
+        ]
+        lines = ["cluster_id\tgroup"] + [
+            f"{c}\t{g}" for c, g in zip(clusters.tolist(), groups, strict=True)
+        ]
+        (staging / "cluster_group.tsv").write_text("\n".join(lines) + "\n")
+        params = {
+            "dat_path": str(dat_path) if dat_path else "",
+            "n_channels_dat": int(n_channels_dat or n_channels),
+            "dtype": dtype,
+            "offset": 0,
+            "sample_rate": float(rate),
+            "hp_filtered": bool(hp_filtered),
+        }
+        (staging / "params.py").write_text(
+            "".join(f"{key} = {value!r}\n" for key, value in params.items())
+        )
+        sidecar = {
+            "unit_ids": trains.unit_ids.tolist(),
+            "cluster_ids": clusters.tolist(),
+            "start_time": trains.start_time,
+            "duration": trains.duration,
+            "templates": "waveform_mean" if _has_waveforms(trains, n_channels) else "placeholder",
+        }
+        (staging / "spikeforge.json").write_text(json.dumps(sidecar, indent=1) + "\n")
+
+
+def read_params(path: str | Path) -> dict[str, Any]:
+    """The literal assignments of a params.py, without running it."""
+    path = Path(path)
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as error:
+        raise InputError(path, f"not a Phy params.py: {error.msg} (line {error.lineno})") from None
+    params: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                try:
+                    params[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue  # an expression, not a literal: Phy's own readers would run it
+    return params
+
+
+def _read_tsv(path: Path) -> dict[int, str]:
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+    return {int(r[0]): r[1].strip() for r in rows[1:] if len(r) >= 2 and r[0].strip().isdigit()}
+
+
+def read_phy(path: str | Path, sampling_frequency: float | None = None) -> SpikeTrains:
+    """Load a Phy/KiloSort folder (ours or a sorter's)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(folder, "no such folder")
+    for name in _REQUIRED:
+        if not (folder / name).is_file():
+            raise InputError(folder, f"not a Phy/KiloSort folder: {name} is missing")
+    try:
+        return _read(folder, sampling_frequency)
+    except (SpikeTrainError, ValueError, OSError, KeyError) as error:
+        raise InputError(folder, str(error)) from None
+
+
+def _load(folder: Path, name: str) -> np.ndarray:
+    try:
+        return np.load(folder / name, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise InputError(folder / name, f"not a readable .npy file: {error}") from None
+
+
+def _read(folder: Path, sampling_frequency: float | None) -> SpikeTrains:
+    params = read_params(folder / "params.py")
+    rate = sampling_frequency or params.get("sample_rate")
+    if rate is None:
+        raise SpikeTrainError("params.py has no sample_rate")
+    samples = _load(folder, "spike_times.npy").ravel()
+    if samples.dtype.kind not in "iu":
+        raise SpikeTrainError(f"spike_times.npy must hold integer samples, not {samples.dtype}")
+    cluster_file = "spike_clusters.npy"
+    if not (folder / cluster_file).is_file():
+        cluster_file = "spike_templates.npy"
+    clusters = _load(folder, cluster_file).ravel().astype(np.int64)
+    if clusters.shape != samples.shape:
+        raise SpikeTrainError(
+            f"{cluster_file} has {clusters.size} entries for {samples.size} spike times"
+        )
+    if samples.size and np.any(np.diff(samples.astype(np.int64)) < 0):
+        raise SpikeTrainError("spike_times.npy is not in time order")
+    groups: dict[int, str] = {}
+    if (folder / "cluster_group.tsv").is_file():
+        groups = _read_tsv(folder / "cluster_group.tsv")
+    sidecar: dict[str, Any] = {}
+    if (folder / "spikeforge.json").is_file():
+        sidecar = json.loads((folder / "spikeforge.json").read_text())
+    if sidecar.get("cluster_ids") is not None:
+        cluster_ids = np.asarray(sidecar["cluster_ids"], dtype=np.int64)
+        unit_ids = np.asarray(sidecar["unit_ids"])
+    else:
+        cluster_ids = np.union1d(np.unique(clusters), np.fromiter(groups, np.int64, len(groups)))
+        unit_ids = cluster_ids
+    lookup = np.argsort(cluster_ids, kind="stable")
+    sorted_ids = cluster_ids[lookup]
+    position = lookup[np.clip(np.searchsorted(sorted_ids, clusters), 0, max(len(lookup) - 1, 0))]
+    if clusters.size and not np.array_equal(cluster_ids[position], clusters):
+        raise SpikeTrainError("spike_clusters.npy names clusters missing from spikeforge.json")
+    properties: dict[str, np.ndarray] = {}
+    if groups:
+        properties["quality"] = np.array([groups.get(int(c), "unsorted") for c in cluster_ids])
+    if sidecar.get("templates") == "waveform_mean" and (folder / "templates.npy").is_file():
+        templates = _load(folder, "templates.npy")
+        if templates.shape[0] == unit_ids.size:
+            properties["waveform_mean"] = templates
+    recording: dict[str, Any] = {}
+    if (folder / "channel_positions.npy").is_file():
+        recording["channel_positions"] = _load(folder, "channel_positions.npy")
+    if (folder / "channel_map.npy").is_file():
+        recording["channel_ids"] = _load(folder, "channel_map.npy").ravel()
+    if params.get("dat_path"):
+        recording["dat_path"] = str(params["dat_path"])
+    return SpikeTrains.from_unit_indices(
+        position,
+        samples.astype(np.int64),
+        unit_ids,
+        sampling_frequency=float(rate),
+        start_time=float(sidecar.get("start_time") or 0.0),
+        duration=sidecar.get("duration"),
+        unit_properties=properties,
+        recording_properties=recording,
+    )
