@@ -17,6 +17,8 @@
 #   results/{split}/mat/shard_{k}/sample_{i}.mat eeg: per-sample MAT layout
 #   results/deepsif/{split}_sample_*.{mat,h5}    eeg: DeepSIF's loader format
 #   results/paired/{cell}/                       paired: train/, test/, metadata, templates
+#   results/spiketrains/{source}/{item}/         spiketrains: {raster,ragged,group,paired}.h5,
+#                                                units.nwb, units.mat, phy/ (one job per format)
 #   resources/demo/...                           generated inputs (demo head model, mocks)
 #   logs/{chain step}/...                        one log per job
 from snakemake.utils import min_version
@@ -46,6 +48,11 @@ if EEG:
 if PAIRED:
 
     include: "workflow/rules/paired.smk"
+
+
+if SPIKETRAINS:
+
+    include: "workflow/rules/spiketrains.smk"
 
 
 rule all:

@@ -1007,3 +1007,20 @@ def test_summary_errors(tmp_path):
     shutil.copy(Path(__file__), tmp_path / "bad.xlsx")
     with pytest.raises(InputError, match="not a readable Excel file"):
         spe1.read_summary(tmp_path / "bad.xlsx")
+
+
+def test_spike_trains_of_a_converted_cell_are_its_ground_truth(chain, tmp_path):
+    """The spike-train export's source: the ground-truth frames the mock cell was given, read
+    back from the Arrow segments, with the template and peak channel the chain computed."""
+    from spikeforge.spiketrains.sources import from_paired_cell
+
+    trains = from_paired_cell(chain.out)
+    assert trains.n_units == 1 and trains.sampling_frequency == FS
+    assert trains.start_time == chain.start / FS
+    covered = chain.gt.spike_rel[chain.gt.spike_rel < trains.duration * FS]
+    assert trains.train(0, "samples").tolist() == sorted(covered.tolist())
+    assert trains.unit_properties["peak_channel"].tolist() == [chain.template.peak_channel]
+    assert np.array_equal(trains.unit_properties["waveform_mean"][0], chain.template.templates[0])
+    assert np.array_equal(
+        trains.recording_properties["channel_positions"], chain.channel_map.locations
+    )

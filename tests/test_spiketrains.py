@@ -90,7 +90,7 @@ def test_hdf5_time_units(style: str, time_unit: str, tmp_path: Path) -> None:
     trains = _trains([0, 8, 3, 0], start_time=3.5)
     loaded = _write_read(trains, f"hdf5_{style}", tmp_path, time_unit=time_unit)
     _assert_same(loaded, trains)
-    with h5py.File(tmp_path / f"hdf5_{style}.h5") as handle:
+    with h5py.File(tmp_path / f"{style}.h5") as handle:
         assert handle.attrs["time_unit"] == time_unit
         assert handle.attrs["n_units"] == 4
         # spikelab's attributes: start and length in milliseconds
@@ -271,6 +271,21 @@ def test_phy_read_by_spikeinterface_and_phylib(tmp_path: Path) -> None:
     )
 
 
+def test_phy_single_unit_opens_in_phylib(tmp_path: Path) -> None:
+    from phylib.io.model import load_model
+
+    trains = _trains([30], unit_properties={"peak_channel": np.array([2])})
+    write_spiketrains(trains, tmp_path / "phy", "phy")
+    model = load_model(tmp_path / "phy" / "params.py")
+    try:
+        assert model.n_spikes == 30
+        assert model.cluster_ids.tolist() == [3]
+        assert model.get_template(0).channel_ids[0] == 2
+    finally:
+        model.close()
+    _assert_same(read_spiketrains(tmp_path / "phy"), trains)
+
+
 def test_spikeinterface_sorting_round_trip(tmp_path: Path) -> None:
     trains = _trains([0, 12, 7])
     sorting = to_sorting(trains)
@@ -320,19 +335,24 @@ def test_mat_read_by_octave(tmp_path: Path) -> None:
     trains = _cell_like()
     write_spiketrains(trains, tmp_path / "u.mat", "mat")
     script = (
-        f"load('{tmp_path / 'u.mat'}'); printf('%d ', numel(units)); "
-        "for k = 1:numel(units) printf('%d:%d ', units(k).id, numel(units(k).spike_times)); end"
+        f"load('{tmp_path / 'u.mat'}'); printf('%d %.1f\\n', numel(units), sampling_frequency);"
+        "for k = 1:numel(units) printf('%d %d %.12e\\n', units(k).id,"
+        " numel(units(k).spike_times), sum(units(k).spike_times)); end"
     )
-    out = subprocess.run(
+    result = subprocess.run(
         ["octave", "--no-gui", "--quiet", "--eval", script],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
-    assert out[0] == "4"
-    assert out[1:] == [
-        f"{u}:{c}" for u, c in zip(trains.unit_ids.tolist(), trains.counts().tolist(), strict=True)
-    ]
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split() == ["4", "30000.0"]
+    for position, line in enumerate(lines[1:]):
+        unit_id, count, total = line.split()
+        assert int(unit_id) == trains.unit_ids[position]
+        assert int(count) == trains.counts()[position]
+        assert float(total) == pytest.approx(trains.train(position).sum(), rel=1e-12, abs=1e-12)
+    assert len(lines) == 5
 
 
 def _spikelab_sd(trains: SpikeTrains):
@@ -485,4 +505,4 @@ def test_failed_write_leaves_nothing(fmt: str, tmp_path: Path, monkeypatch) -> N
 
 
 def test_pickle_is_not_a_format() -> None:
-    assert not any("pickle" in name or "pkl" in spec.suffix for name, spec in FORMATS.items())
+    assert not any("pickle" in name or "pkl" in spec.filename for name, spec in FORMATS.items())

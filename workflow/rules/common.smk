@@ -25,7 +25,7 @@ RUN, PROBLEMS = start_run(
 )
 if PROBLEMS:
     fail(*PROBLEMS)
-EEG, PAIRED = RUN.eeg, RUN.paired
+EEG, PAIRED, SPIKETRAINS = RUN.eeg, RUN.paired, RUN.spiketrains
 if workflow.is_main_process:
     for warning in RUN.warnings:
         print(f"spikeforge: warning: {warning}", file=sys.stderr)
@@ -42,6 +42,8 @@ wildcard_constraints:
     region=r"\d+",
     iteration=r"\d+",
     cell=r"[A-Za-z0-9_.-]+",
+    source="paired|files",
+    item=r"[A-Za-z0-9_.-]+",
 
 
 def convert_cell_inputs(wildcards):
@@ -50,6 +52,14 @@ def convert_cell_inputs(wildcards):
         # Adding a cell rewrites the mock summary; the other cells' rows stay the same.
         inputs["summary"] = ancient(inputs["summary"])
     return inputs
+
+
+def spiketrain_inputs(wildcards):
+    return SPIKETRAINS.inputs(wildcards.source, wildcards.item)
+
+
+def spiketrain_settings(wildcards):
+    return SPIKETRAINS.settings(wildcards.source, wildcards.item)
 
 
 def clip_root(clips):

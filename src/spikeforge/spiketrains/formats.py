@@ -20,24 +20,26 @@ from spikeforge.spiketrains.model import SpikeTrainError, SpikeTrains
 @dataclass(frozen=True)
 class SpikeTrainFormat:
     name: str
-    suffix: str  # "" for a folder
+    filename: str  # of the export; a folder when it has no suffix
     write: Callable[..., None]
     read: Callable[..., SpikeTrains]
     can_read: Callable[[str | Path], bool]
     options: tuple[str, ...] = ()  # writer keywords the workflow passes on
     description: str = ""
+    read_options: tuple[str, ...] = ()  # what files of this format may not say themselves
 
 
 def _hdf5(style: str, description: str) -> SpikeTrainFormat:
     options = ("time_unit", "raster_bin_ms") if style == "raster" else ("time_unit",)
     return SpikeTrainFormat(
         name=f"hdf5_{style}",
-        suffix=".h5",
+        filename=f"{style}.h5",
         write=partial(hdf5.write_hdf5, style=style),
         read=partial(hdf5.read_hdf5, style=style),
         can_read=partial(hdf5.can_read, style=style),
         options=options,
         description=description,
+        read_options=("time_unit", "sampling_frequency", "n_units"),
     )
 
 
@@ -49,19 +51,34 @@ FORMATS: dict[str, SpikeTrainFormat] = {
         _hdf5("group", "HDF5 one dataset per unit under units/"),
         _hdf5("paired", "HDF5 idces + times"),
         SpikeTrainFormat(
-            "nwb", ".nwb", nwb.write_nwb, nwb.read_nwb, nwb.can_read, ("metadata",), "NWB Units"
+            "nwb",
+            "units.nwb",
+            nwb.write_nwb,
+            nwb.read_nwb,
+            nwb.can_read,
+            ("metadata",),
+            "NWB Units",
         ),
         SpikeTrainFormat(
-            "phy", "", phy.write_phy, phy.read_phy, phy.can_read, ("dat_path",), "KiloSort/Phy"
+            "phy",
+            "phy",
+            phy.write_phy,
+            phy.read_phy,
+            phy.can_read,
+            ("dat_path",),
+            "KiloSort/Phy",
+            ("sampling_frequency",),
         ),
-        SpikeTrainFormat("mat", ".mat", mat.write_mat, mat.read_mat, mat.can_read, (), "MATLAB"),
+        SpikeTrainFormat(
+            "mat", "units.mat", mat.write_mat, mat.read_mat, mat.can_read, (), "MATLAB"
+        ),
     )
 }
 
 
 def output_name(fmt: str) -> str:
     """The file (or folder) name of a format's export."""
-    return f"{fmt}{FORMATS[fmt].suffix}" if FORMATS[fmt].suffix else fmt
+    return FORMATS[fmt].filename
 
 
 def write_spiketrains(
@@ -91,4 +108,6 @@ def read_spiketrains(path: str | Path, fmt: str | None = None, **options: Any) -
     name = fmt or detect_format(path)
     if name not in FORMATS:
         raise InputError(path, f"unknown spike-train format {name!r}")
-    return FORMATS[name].read(path, **options)
+    spec = FORMATS[name]
+    kwargs = {k: v for k, v in options.items() if k in spec.read_options and v is not None}
+    return spec.read(path, **kwargs)

@@ -11,10 +11,12 @@ unit id as text). Other unit properties become columns when they have one value 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,7 @@ def can_read(path: str | Path) -> bool:
         return False
 
 
-def _session_start(value: Any) -> dt.datetime:
+def session_start(value: Any) -> dt.datetime:
     start = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     if start.tzinfo is None:
         raise SpikeTrainError("NWB's session_start_time needs a timezone (e.g. +00:00)")
@@ -71,20 +73,56 @@ def _identifier(trains: SpikeTrains, metadata: Mapping[str, Any]) -> str:
     return str(uuid.UUID(bytes=digest.digest()[:16]))
 
 
+@contextlib.contextmanager
+def _object_ids_from(identifier: str) -> Iterator[None]:
+    """hdmf gives every object a random UUID; derive them from the file's identifier instead
+    (in creation order), so a rebuilt file is byte-identical and ids stay unique per file."""
+    import hdmf.container
+
+    namespace = (
+        uuid.UUID(identifier)
+        if _is_uuid(identifier)
+        else uuid.uuid5(uuid.NAMESPACE_URL, identifier)
+    )
+    counter = itertools.count()
+    original = hdmf.container.uuid4
+    hdmf.container.uuid4 = lambda: uuid.uuid5(namespace, str(next(counter)))
+    try:
+        yield
+    finally:
+        hdmf.container.uuid4 = original
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def write_nwb(
     trains: SpikeTrains, path: str | Path, metadata: Mapping[str, Any] | None = None
 ) -> None:
     """Write an NWB file that pynwb reads back and nwbinspector accepts."""
+    meta = {**NWB_DEFAULTS, **(metadata or {})}
+    identifier = meta.get("identifier") or _identifier(trains, meta)
+    with _object_ids_from(identifier):
+        _write_nwb(trains, path, meta, identifier)
+
+
+def _write_nwb(
+    trains: SpikeTrains, path: str | Path, meta: dict[str, Any], identifier: str
+) -> None:
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.file import Subject
     from pynwb.misc import Units
 
-    meta = {**NWB_DEFAULTS, **(metadata or {})}
-    start = _session_start(meta["session_start_time"])
+    start = session_start(meta["session_start_time"])
     optional = {key: meta[key] for key in ("experimenter", "institution", "lab") if meta.get(key)}
     nwbfile = NWBFile(
         session_description=meta["session_description"],
-        identifier=meta.get("identifier") or _identifier(trains, meta),
+        identifier=identifier,
         session_start_time=start,
         file_create_date=[start],
         **optional,

@@ -6,7 +6,8 @@
   (float32 scaling of the template, 1 here);
 - `templates.npy` [units, samples, channels] float32: the unit's `waveform_mean` when it has
   one, else a placeholder (a negative unit impulse at the peak channel, channel 0 when unknown);
-  `similar_templates.npy` their cosine similarity; identity whitening matrices;
+  `similar_templates.npy` their cosine similarity; identity whitening matrices (a single unit
+  gets a second, unused all-zero template: phylib misreads an array of one template);
 - `channel_map.npy` (one entry per channel), `channel_positions.npy` [channels, 2];
 - `cluster_group.tsv` (every unit, those without spikes too: "good", "mua", "noise" from the
   `quality` property, else "unsorted"), `params.py`, whose `dat_path` names the traces when the
@@ -117,6 +118,10 @@ def write_phy(
         np.save(staging / "spike_clusters.npy", clusters[units].astype(np.int32))
         np.save(staging / "amplitudes.npy", np.ones(samples.size, np.float32))
         templates = _templates(trains, n_channels)
+        if templates.shape[0] == 1:
+            # phylib squeezes a one-template array into the wrong shape: give a single unit a
+            # second, all-zero template that no spike uses.
+            templates = np.concatenate([templates, np.zeros_like(templates)])
         np.save(staging / "templates.npy", templates)
         _write_similarity(templates, staging / "similar_templates.npy")
         np.save(staging / "whitening_mat.npy", np.eye(n_channels, dtype=np.float32))
@@ -237,8 +242,8 @@ def _read(folder: Path, sampling_frequency: float | None) -> SpikeTrains:
         properties["quality"] = np.array([groups.get(int(c), "unsorted") for c in cluster_ids])
     if sidecar.get("templates") == "waveform_mean" and (folder / "templates.npy").is_file():
         templates = _load(folder, "templates.npy")
-        if templates.shape[0] == unit_ids.size:
-            properties["waveform_mean"] = templates
+        if templates.shape[0] >= unit_ids.size:
+            properties["waveform_mean"] = templates[: unit_ids.size]
     recording: dict[str, Any] = {}
     if (folder / "channel_positions.npy").is_file():
         recording["channel_positions"] = _load(folder, "channel_positions.npy")

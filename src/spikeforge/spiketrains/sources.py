@@ -97,7 +97,11 @@ def from_paired_cell(folder: str | Path) -> SpikeTrains:
     segment = int(round(float(meta["segment_duration_s"]) * fs))
     templates = np.load(folder / "templates.npz")
     unit = sorted(meta["unit_peak_channel"], key=int)[0]
-    start_frame = int(meta["preprocess"]["start_frame"])
+    start_frame = (
+        int(meta["preprocess"]["start_frame"])
+        if "preprocess" in meta
+        else int(round(float(meta["source_metadata"]["skip_seconds"]) * fs))
+    )
     return SpikeTrains.from_trains(
         [frames],
         unit_ids=[int(unit)],

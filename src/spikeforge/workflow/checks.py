@@ -9,7 +9,7 @@ from typing import Any
 
 from spikeforge.core.errors import InputError
 from spikeforge.io.mat import mat_variable_shape
-from spikeforge.workflow.layout import EEGLayout, PairedLayout
+from spikeforge.workflow.layout import EEGLayout, PairedLayout, SpikeTrainsLayout
 
 
 def problem(key: str, text: str) -> str:
@@ -197,4 +197,36 @@ def _recording_problems(recordings: dict[str, Any], cell: str) -> list[str]:
             for name in ("sampling_frequency", "num_channels", "dtype")
             if binary.get(name) is None
         ]
+    return found
+
+
+def spiketrain_problems(layout: SpikeTrainsLayout) -> list[str]:
+    """Every problem of the spike-train exports' config and inputs."""
+    from spikeforge.spiketrains.formats import FORMATS
+
+    cfg = layout.cfg
+    if not layout.items():
+        return [problem(
+            "spiketrains.sources",
+            "nothing to export: enable the paired chain (with sources.paired) or name files "
+            "under sources.files",
+        )]  # fmt: skip
+    found = []
+    for name, spec in cfg["sources"]["files"].items():
+        key = f"spiketrains.sources.files.{name}.path"
+        target = Path(spec["path"])
+        if not target.exists():
+            found.append(problem(key, f"{target} does not exist"))
+            continue
+        fmt = spec.get("format")
+        readable = [fmt] if fmt else list(FORMATS)
+        if not any(FORMATS[f].can_read(target) for f in readable):
+            what = f"a {fmt} file" if fmt else "spike trains in any format spikeforge reads"
+            found.append(problem(key, f"{target} is not {what}"))
+    try:
+        from spikeforge.spiketrains.nwb import session_start
+
+        session_start(cfg["nwb"]["session_start_time"])
+    except ValueError as error:
+        found.append(problem("spiketrains.nwb.session_start_time", str(error)))
     return found

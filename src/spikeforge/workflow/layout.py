@@ -441,3 +441,68 @@ class PairedLayout:
             counts["mock_spe1_summary"] = 1
         counts["convert_cell"] = len(self.cells)
         return {rule: n for rule, n in counts.items() if n}
+
+
+class SpikeTrainsLayout:
+    """The spike-train exports of a run: (source, item) pairs, one job per format each."""
+
+    def __init__(
+        self, cfg: Mapping[str, Any], folders: RunFolders, paired: PairedLayout | None
+    ) -> None:
+        from spikeforge.spiketrains.formats import output_name
+
+        self.cfg = cfg
+        self.folders = folders
+        self.paired = paired
+        root = f"{folders.results}/spiketrains/{{source}}/{{item}}"
+        self.outputs = {fmt: f"{root}/{output_name(fmt)}" for fmt in self.formats}
+        self.logs = {
+            fmt: f"{folders.logs}/spiketrains/{{source}}/{{item}}/{fmt}.log" for fmt in self.formats
+        }
+
+    @property
+    def formats(self) -> list[str]:
+        return list(self.cfg["formats"])
+
+    def items(self) -> list[tuple[str, str]]:
+        """(source, item) of every export: the paired chain's cells, then the named files."""
+        found = []
+        if self.cfg["sources"]["paired"] and self.paired is not None:
+            found += [("paired", cell) for cell in self.paired.cells]
+        found += [("files", name) for name in self.cfg["sources"]["files"]]
+        return found
+
+    def inputs(self, source: str, item: str) -> dict[str, str]:
+        """What one export job reads: the converted cell's outputs, or the named file."""
+        if source == "paired" and self.paired is not None:
+            return {name: path(p, cell=item) for name, p in self.paired.outputs.items()}
+        return {"spiketrains": self.cfg["sources"]["files"][item]["path"]}
+
+    def settings(self, source: str, item: str) -> dict[str, Any]:
+        """What the export job needs of the config (only this item's part of it)."""
+        nwb = dict(self.cfg["nwb"])
+        nwb["subject_id"] = nwb["subject_id"] or item
+        settings: dict[str, Any] = {
+            "source": source,
+            "item": item,
+            "time_unit": self.cfg["time_unit"],
+            "raster_bin_ms": self.cfg["raster_bin_ms"],
+            "nwb": nwb,
+        }
+        if source == "files":
+            spec = self.cfg["sources"]["files"][item]
+            settings["format"] = spec.get("format")
+            settings["sampling_frequency"] = spec.get("sampling_frequency")
+            settings["file_time_unit"] = spec.get("time_unit")
+        return settings
+
+    def targets(self) -> list[str]:
+        return [
+            path(self.outputs[fmt], source=source, item=item)
+            for source, item in self.items()
+            for fmt in self.formats
+        ]
+
+    def job_counts(self) -> dict[str, int]:
+        items = len(self.items())
+        return {f"export_{fmt}": items for fmt in self.formats if items}

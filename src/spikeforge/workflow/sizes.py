@@ -14,7 +14,7 @@ from pathlib import Path
 from spikeforge.eeg.clips import CLIP_SAMPLES
 from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS, RAW_FS
 from spikeforge.paired.spe1 import NPX_CHANNELS, NPX_SAMPLING_HZ, check_npx_binary, find_cell_files
-from spikeforge.workflow.layout import EEGLayout, PairedLayout
+from spikeforge.workflow.layout import EEGLayout, PairedLayout, SpikeTrainsLayout
 
 SECONDS_PER_CLIP = 2.0
 PATCH_REGIONS = 20
@@ -108,6 +108,25 @@ def _channels(paired: PairedLayout, cell: str) -> int:
         binary = paired.cfg["recordings"][cell].get("binary") or {}
         return int(binary.get("num_channels") or NPX_CHANNELS)
     return NPX_CHANNELS
+
+
+def spiketrain_bytes(layout: SpikeTrainsLayout) -> dict[str, int]:
+    """Estimated bytes of the exports: a paired cell's unit carries its template (384 channels,
+    ~90 samples, float32) into most formats and a raster of its window; a named file is
+    counted once per format at its own size."""
+    total = 0
+    formats = layout.formats
+    for source, item in layout.items():
+        if source == "paired" and layout.paired is not None:
+            seconds = _recording_seconds(layout.paired, item) or 0.0
+            per_format = NPX_CHANNELS * 90 * FLOAT32 * 2
+            raster = int(seconds * 1000.0 / layout.cfg["raster_bin_ms"])
+            total += per_format * len(formats) + (raster if "hdf5_raster" in formats else 0)
+        else:
+            target = Path(layout.cfg["sources"]["files"][item]["path"])
+            files = [target] if target.is_file() else list(target.glob("*"))
+            total += sum(f.stat().st_size for f in files if f.is_file()) * len(formats)
+    return {"spike trains": total}
 
 
 def gigabytes(n_bytes: int) -> str:

@@ -15,9 +15,9 @@ from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
 from spikeforge.workflow import checks, sizes
 from spikeforge.workflow.config import SCHEMA, config_problems, fill_defaults, load_schema
-from spikeforge.workflow.layout import EEGLayout, PairedLayout, RunFolders
+from spikeforge.workflow.layout import EEGLayout, PairedLayout, RunFolders, SpikeTrainsLayout
 
-CHAINS = ("eeg", "paired")
+CHAINS = ("eeg", "paired", "spiketrains")
 RUN_RECORD = "run.json"
 
 
@@ -28,6 +28,7 @@ class Run:
     folders: RunFolders
     eeg: EEGLayout | None = None
     paired: PairedLayout | None = None
+    spiketrains: SpikeTrainsLayout | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -35,8 +36,8 @@ class Run:
         return Path(self.folders.results) / RUN_RECORD
 
     def chains(self) -> list[tuple[str, Any]]:
-        return [(name, layout) for name, layout in (("eeg", self.eeg), ("paired", self.paired))
-                if layout is not None]  # fmt: skip
+        layouts = (("eeg", self.eeg), ("paired", self.paired), ("spiketrains", self.spiketrains))
+        return [(name, layout) for name, layout in layouts if layout is not None]
 
     def targets(self) -> list[str]:
         return [target for _, layout in self.chains() for target in layout.targets()]
@@ -53,17 +54,24 @@ class Run:
             by_chain["eeg"] = sizes.eeg_bytes(self.eeg)
         if self.paired is not None:
             by_chain["paired"] = sizes.paired_bytes(self.paired)
+        if self.spiketrains is not None:
+            by_chain["spiketrains"] = sizes.spiketrain_bytes(self.spiketrains)
         return by_chain
 
     def problems(self) -> list[str]:
         """Every problem of the config and its inputs, one line each."""
-        if self.eeg is None and self.paired is None:
-            return ["config: no chain is enabled (set eeg.enabled or paired.enabled to true)"]
+        if not self.chains():
+            return [
+                "config: no chain is enabled (set eeg.enabled, paired.enabled or "
+                "spiketrains.enabled to true)"
+            ]
         found = self.ownership_problems()
         if self.eeg is not None:
             found += checks.eeg_problems(self.eeg)
         if self.paired is not None:
             found += checks.paired_problems(self.paired)
+        if self.spiketrains is not None:
+            found += checks.spiketrain_problems(self.spiketrains)
         if found:
             return found
         by_chain = self.output_bytes()
@@ -141,6 +149,8 @@ def start_run(
         run.eeg = EEGLayout(config["eeg"], config["seed"], folders)
     if config["paired"]["enabled"]:
         run.paired = PairedLayout(config["paired"], config["seed"], folders)
+    if config["spiketrains"]["enabled"]:
+        run.spiketrains = SpikeTrainsLayout(config["spiketrains"], folders, run.paired)
     for chain in CHAINS:
         if given[chain] and not config[chain]["enabled"]:
             run.warnings.append(
