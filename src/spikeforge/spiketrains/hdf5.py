@@ -35,7 +35,7 @@ import numpy as np
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
-from spikeforge.spiketrains.model import TIME_UNITS, SpikeTrainError, SpikeTrains
+from spikeforge.spiketrains.model import CHUNK, TIME_UNITS, SpikeTrainError, SpikeTrains
 
 FORMAT_TAG = "spikeforge.spiketrains"
 STYLES = ("raster", "ragged", "group", "paired")
@@ -47,7 +47,7 @@ _STYLE_SIGNATURES = {
     "paired": ("idces", "times"),
 }
 _FOREIGN_UNITS = {"raster": "ms", "ragged": "s", "group": "s", "paired": "ms"}
-_RASTER_BLOCK_BYTES = 32 << 20
+_RASTER_BLOCK_BYTES = 8 << 20
 
 
 @contextlib.contextmanager
@@ -139,76 +139,112 @@ def _write_header(handle: h5py.File, trains: SpikeTrains, style: str, time_unit:
         _write_properties(handle.create_group("recording_properties"), trains.recording_properties)
 
 
-def _file_times(trains: SpikeTrains, time_unit: str) -> np.ndarray:
+def _check_samples_unit(trains: SpikeTrains, time_unit: str) -> None:
     if time_unit == "samples" and trains.sampling_frequency is None:
         raise SpikeTrainError("time unit 'samples' needs a sampling rate")
-    return trains.times_in(time_unit)
 
 
-def raster_bins(trains: SpikeTrains, bin_size_s: float) -> tuple[np.ndarray, int, int | None]:
-    """Bin index of every spike (left-closed bins from start_time), the number of bins, and
-    the bin size in samples when it is a whole number of samples (then exact in integers)."""
-    if not bin_size_s > 0:
-        raise SpikeTrainError(f"raster bin size must be positive, not {bin_size_s:g} s")
-    rate = trains.sampling_frequency
-    bin_samples = None
-    if trains.in_samples and rate is not None:
-        candidate = bin_size_s * rate
-        if abs(candidate - round(candidate)) < 1e-9 and round(candidate) >= 1:
-            bin_samples = int(round(candidate))
-    if bin_samples is not None:
-        bins = trains.times // bin_samples
-        span = (trains.end_time() - trains.start_time) * rate / bin_samples
-    else:
-        # Rounding to 1e-9 bins first keeps a spike that sits on an edge in the bin it opens.
-        relative = (trains.times_in("s") - trains.start_time) / bin_size_s
-        bins = np.floor(np.round(relative, 9)).astype(np.int64)
+def _write_times(group: h5py.Group, name: str, trains: SpikeTrains, time_unit: str) -> None:
+    """All spike times converted to `time_unit`, written piece by piece."""
+    _check_samples_unit(trains, time_unit)
+    dtype = np.int64 if time_unit == "samples" else np.float64
+    dataset = group.create_dataset(name, shape=(trains.n_spikes,), dtype=dtype)
+    for first, piece in trains.pieces_in(time_unit):
+        dataset[first : first + piece.size] = piece
+    dataset.attrs["time_unit"] = time_unit
+
+
+class RasterBins:
+    """Left-closed bins of `bin_size_s` from start_time: bin k holds
+    start + k*bin <= t < start + (k+1)*bin. In integers when the bin is a whole number of
+    samples (exact), else in seconds, rounded to 1e-9 bins so a spike on an edge opens it."""
+
+    def __init__(self, trains: SpikeTrains, bin_size_s: float) -> None:
+        if not bin_size_s > 0:
+            raise SpikeTrainError(f"raster bin size must be positive, not {bin_size_s:g} s")
+        self.trains = trains
+        self.bin_size_s = bin_size_s
+        rate = trains.sampling_frequency
+        self.bin_samples: int | None = None
+        if trains.in_samples and rate is not None:
+            candidate = bin_size_s * rate
+            if abs(candidate - round(candidate)) < 1e-9 and round(candidate) >= 1:
+                self.bin_samples = int(round(candidate))
         span = (trains.end_time() - trains.start_time) / bin_size_s
-    if bins.size and bins.min() < 0:
-        raise SpikeTrainError("spikes before start_time cannot be binned")
-    n_bins = max(int(math.ceil(round(span, 9))), int(bins.max()) + 1 if bins.size else 0)
-    return bins, n_bins, bin_samples
+        last = max(
+            (int(self.of(a, b).max()) + 1 for a, b in self.unit_blocks() if b > a), default=0
+        )
+        self.n_bins = max(int(math.ceil(round(span, 9))), last)
+
+    def of(self, lo: int, hi: int) -> np.ndarray:
+        """Bin of each spike in [lo, hi)."""
+        times = self.trains.times[lo:hi]
+        if self.bin_samples is not None:
+            bins = times // self.bin_samples
+        else:
+            relative = (self.trains._convert(times, "s") - self.trains.start_time) / self.bin_size_s
+            bins = np.floor(np.round(relative, 9)).astype(np.int64)
+        if bins.size and bins.min() < 0:
+            raise SpikeTrainError("spikes before start_time cannot be binned")
+        return bins
+
+    def unit_blocks(self, spikes: int = 1 << 20) -> list[tuple[int, int]]:
+        """[lo, hi) spike ranges of whole units, about `spikes` each."""
+        index = self.trains.index
+        blocks, lo = [], 0
+        while lo < self.trains.n_spikes:
+            hi = int(index[min(np.searchsorted(index, lo + spikes, side="left"), index.size - 1)])
+            hi = max(hi, int(index[np.searchsorted(index, lo, side="right")]))
+            blocks.append((lo, hi))
+            lo = hi
+        return blocks
 
 
 def _write_raster(
     handle: h5py.File, trains: SpikeTrains, time_unit: str, bin_size_ms: float
 ) -> None:
-    bin_size_s = bin_size_ms / 1e3
-    bins, n_bins, bin_samples = raster_bins(trains, bin_size_s)
+    binning = RasterBins(trains, bin_size_ms / 1e3)
+    n_bins, units = binning.n_bins, trains.n_units
     # The smallest unsigned type that holds the fullest bin: bins rise within a unit, so the
-    # fullest bin is the longest run of equal values.
+    # fullest bin is the longest run of one value inside a unit.
     fullest = 0
-    if bins.size:
-        change = np.flatnonzero(np.diff(bins) != 0) + 1
-        edges = np.union1d(np.concatenate(([0], change, [bins.size])), trains.index)
-        edges = edges[(edges >= 0) & (edges <= bins.size)]
-        fullest = int(np.diff(edges).max(initial=0))
+    for lo, hi in binning.unit_blocks():
+        key = binning.of(lo, hi) + unit_of_block(trains, lo, hi) * n_bins
+        runs = np.diff(np.flatnonzero(np.diff(key, prepend=-1, append=key[-1] + 1)))
+        fullest = max(fullest, int(runs.max(initial=0)))
     dtype = np.min_scalar_type(max(fullest, 1))
-    units = trains.n_units
-    dataset = handle.create_dataset(
-        "raster",
-        shape=(units, n_bins),
-        dtype=dtype,
-        chunks=(min(units, 64), min(n_bins, 65536)) if units and n_bins else None,
-    )
-    rows = max(1, _RASTER_BLOCK_BYTES // max(1, n_bins * dtype.itemsize))
+    dataset = handle.create_dataset("raster", shape=(units, n_bins), dtype=dtype)
+    # Rows are filled a few at a time: a block of int64 counts stays under _RASTER_BLOCK_BYTES.
+    rows = max(1, _RASTER_BLOCK_BYTES // max(1, n_bins * 8))
     starts = trains.starts()
     for first in range(0, units, rows):
         last = min(units, first + rows)
         lo, hi = int(starts[first]), int(trains.index[last - 1])
-        row = np.repeat(np.arange(last - first), trains.counts()[first:last])
-        block = np.bincount(row * n_bins + bins[lo:hi], minlength=(last - first) * n_bins)
-        dataset[first:last] = block.reshape(last - first, n_bins).astype(dtype)
+        block = np.zeros((last - first, n_bins), dtype=dtype)
+        if hi > lo:
+            key = unit_of_block(trains, lo, hi) - first
+            flat = np.bincount(key * n_bins + binning.of(lo, hi), minlength=block.size)
+            block = flat.reshape(block.shape).astype(dtype)
+        dataset[first:last] = block
     if time_unit == "samples":
-        bin_size = float(bin_samples) if bin_samples else bin_size_s * trains.sampling_frequency
+        bin_size = (
+            float(binning.bin_samples)
+            if binning.bin_samples
+            else binning.bin_size_s * trains.sampling_frequency
+        )
         origin = 0.0
     else:
         scale = 1e3 if time_unit == "ms" else 1.0
-        bin_size, origin = bin_size_s * scale, trains.start_time * scale
+        bin_size, origin = binning.bin_size_s * scale, trains.start_time * scale
     dataset.attrs["bin_size"] = bin_size
     dataset.attrs["bin_size_ms"] = float(bin_size_ms)
     dataset.attrs["time_origin"] = origin
     dataset.attrs["bin_edges"] = "left-closed"
+
+
+def unit_of_block(trains: SpikeTrains, lo: int, hi: int) -> np.ndarray:
+    """The unit position of each spike in [lo, hi)."""
+    return np.searchsorted(trains.index, np.arange(lo, hi), side="right")
 
 
 def write_hdf5(
@@ -230,22 +266,23 @@ def write_hdf5(
         if style == "raster":
             _write_raster(handle, trains, time_unit, float(raster_bin_ms))
             return
-        times = _file_times(trains, time_unit)
         if style == "ragged":
-            handle.create_dataset("spike_times", data=times)
+            _write_times(handle, "spike_times", trains, time_unit)
             handle.create_dataset("spike_times_index", data=trains.index)
         elif style == "group":
+            _check_samples_unit(trains, time_unit)
             units = handle.create_group("units")
+            starts = trains.starts().tolist()
             for position, unit_id in enumerate(trains.unit_ids.tolist()):
                 stop = int(trains.index[position])
-                start = stop - int(trains.counts()[position])
-                units.create_dataset(str(unit_id), data=times[start:stop])
+                times = trains._convert(trains.times[starts[position] : stop], time_unit)
+                units.create_dataset(str(unit_id), data=times)
         else:
-            handle.create_dataset("idces", data=trains.unit_indices())
-            handle.create_dataset("times", data=times)
-        for name in ("spike_times", "times"):
-            if name in handle:
-                handle[name].attrs["time_unit"] = time_unit
+            idces = handle.create_dataset("idces", shape=(trains.n_spikes,), dtype=np.int64)
+            for first in range(0, trains.n_spikes, CHUNK):
+                stop = min(trains.n_spikes, first + CHUNK)
+                idces[first:stop] = unit_of_block(trains, first, stop)
+            _write_times(handle, "times", trains, time_unit)
 
 
 # --- reading --------------------------------------------------------------------------
@@ -267,21 +304,31 @@ def _natural_key(name: str) -> tuple[Any, ...]:
 
 
 def _times_to_model(
-    values: np.ndarray, unit: str, rate: float | None, start: float, time_base: str
+    values: Any, unit: str, rate: float | None, start: float, time_base: str, reuse: bool = False
 ) -> np.ndarray:
-    """File times in `unit` to the model's base (samples when the source was in samples)."""
-    if unit == "samples":
-        if rate is None:
-            raise SpikeTrainError("times in samples need a sampling rate (sampling_frequency=)")
-        if values.dtype.kind == "f" and not np.all(values == np.rint(values)):
-            raise SpikeTrainError("times in samples must be whole numbers")
-        if time_base == "s":
-            return start + values.astype(np.float64) / rate
-        return values.astype(np.int64)
-    seconds = values.astype(np.float64) / (1e3 if unit == "ms" else 1.0)
-    if time_base == "samples" and rate is not None:
-        return np.rint((seconds - start) * rate).astype(np.int64)
-    return seconds
+    """File times in `unit` (an array or a dataset, converted piece by piece) to the model's
+    base: samples when the source was in samples, else seconds. `reuse` writes the result
+    into an 8-byte array's own memory."""
+    n = len(values)
+    if unit == "samples" and rate is None:
+        raise SpikeTrainError("times in samples need a sampling rate (sampling_frequency=)")
+    to_samples = unit == "samples" or (time_base == "samples" and rate is not None)
+    dtype = np.int64 if to_samples and time_base == "samples" else np.float64
+    if reuse and isinstance(values, np.ndarray) and values.itemsize == 8 and values.ndim == 1:
+        out = values.view(dtype)
+    else:
+        out = np.empty(n, dtype)
+    for first in range(0, n, CHUNK):
+        piece = np.asarray(values[first : first + CHUNK])
+        if unit == "samples":
+            if piece.dtype.kind == "f" and not np.all(piece == np.rint(piece)):
+                raise SpikeTrainError("times in samples must be whole numbers")
+            converted = piece if time_base == "samples" else start + piece / rate
+        else:
+            seconds = piece.astype(np.float64) / (1e3 if unit == "ms" else 1.0)
+            converted = np.rint((seconds - start) * rate) if to_samples else seconds
+        out[first : first + piece.size] = converted
+    return out
 
 
 def _raster_times(
@@ -301,25 +348,40 @@ def _raster_times(
     if dataset.ndim != 2:
         raise SpikeTrainError(f"the raster must be 2-D (units, bins), not {dataset.ndim}-D")
     units, n_bins = dataset.shape
-    counts = np.zeros(units, np.int64)
-    pieces: list[np.ndarray] = []
     rows = max(1, _RASTER_BLOCK_BYTES // max(1, n_bins * dataset.dtype.itemsize))
-    for first in range(0, units, rows):
+    counts = np.zeros(units, np.int64)
+    for first in range(0, units, rows):  # first pass: spikes per unit, and checks
         block = dataset[first : first + rows]
         if block.dtype.kind == "f" and not np.all(block == np.rint(block)):
             raise SpikeTrainError("raster counts must be whole numbers")
         if block.size and block.min() < 0:
             raise SpikeTrainError("raster counts must not be negative")
-        block = block.astype(np.int64)
+        counts[first : first + block.shape[0]] = block.sum(axis=1, dtype=np.int64)
+    # Bins of a whole number of samples give sample numbers directly (exact, in integers).
+    if rate is not None and unit != "samples":
+        scale = rate / (1e3 if unit == "ms" else 1.0)
+        in_samples = (bin_size * scale, (origin - start * (1e3 if unit == "ms" else 1.0)) * scale)
+        if all(abs(v - round(v)) < 1e-9 for v in in_samples):
+            unit, bin_size, origin = "samples", round(in_samples[0]), round(in_samples[1])
+    integer = unit == "samples" and float(bin_size).is_integer() and float(origin).is_integer()
+    edges = np.empty(int(counts.sum()), np.int64)
+    filled = 0
+    for first in range(0, units, rows):  # second pass: each spike's bin, unit after unit
+        block = dataset[first : first + rows]
         row, column = np.nonzero(block)
-        repeats = block[row, column]
-        counts[first : first + block.shape[0]] = block.sum(axis=1)
-        pieces.append(np.repeat(column, repeats))
-    bins = np.concatenate(pieces) if pieces else np.empty(0, np.int64)
-    edge = bins + 1 if closed_right else bins
-    if unit == "samples" and float(bin_size).is_integer():
-        return edge * int(bin_size) + int(origin), counts, unit
-    return origin + edge * bin_size, counts, unit
+        bins = np.repeat(column, block[row, column].astype(np.int64))
+        edges[filled : filled + bins.size] = bins
+        filled += bins.size
+    if closed_right:
+        edges += 1
+    if integer:
+        edges *= int(bin_size)
+        edges += int(origin)
+        return edges, counts, unit
+    times = edges.view(np.float64)  # converted in the edges' own memory
+    for first in range(0, edges.size, CHUNK):
+        times[first : first + CHUNK] = origin + edges[first : first + CHUNK] * bin_size
+    return times, counts, unit
 
 
 def read_hdf5(
@@ -398,14 +460,14 @@ def _read(
         )
         ids = unit_ids if unit_ids is not None else np.arange(counts.size)
         base = time_base if ours else "s"
-        times = _times_to_model(raw, file_unit, rate, start, base)
+        times = _times_to_model(raw, file_unit, rate, start, base, reuse=True)
         return SpikeTrains(ids, times, np.cumsum(counts), **extra)
     if style == "ragged":
         index = handle["spike_times_index"][()]
         if index.dtype.kind not in "iu":
             raise SpikeTrainError(f"spike_times_index must hold integers, not {index.dtype}")
         ids = unit_ids if unit_ids is not None else np.arange(index.size)
-        return SpikeTrains(ids, to_model(handle["spike_times"][()]), index, **extra)
+        return SpikeTrains(ids, to_model(handle["spike_times"]), index, **extra)
     if style == "group":
         group = handle["units"]
         names = (
@@ -416,19 +478,44 @@ def _read(
         missing = [n for n in names if n not in group]
         if missing:
             raise SpikeTrainError(f"units/ has no dataset for unit(s) {', '.join(missing[:5])}")
-        trains = [group[n][()] for n in names]
+        datasets = [group[n] for n in names]
         if unit_ids is None:
             unit_ids = np.array(
                 [int(n) for n in names] if all(n.isdigit() for n in names) else names
             )
-        counts = np.array([t.size for t in trains], dtype=np.int64)
-        flat = np.concatenate(trains) if trains else np.empty(0)
-        return SpikeTrains(unit_ids, to_model(flat), np.cumsum(counts), **extra)
-    idces = handle["idces"][()]
-    times = handle["times"][()]
+        counts = np.array([d.shape[0] if d.ndim else 1 for d in datasets], dtype=np.int64)
+        floats = any(d.dtype.kind == "f" for d in datasets)
+        flat = np.empty(int(counts.sum()), np.float64 if floats else np.int64)
+        filled = 0
+        for dataset, count in zip(datasets, counts.tolist(), strict=True):
+            flat[filled : filled + count] = np.ravel(dataset[()])
+            filled += count
+        times = _times_to_model(flat, unit, rate, start, time_base, reuse=True)
+        return SpikeTrains(unit_ids, times, np.cumsum(counts), **extra)
+    idces, times = handle["idces"], handle["times"]
     if idces.dtype.kind not in "iu":
         raise SpikeTrainError(f"idces must hold integers, not {idces.dtype}")
+    if idces.shape != times.shape:
+        raise SpikeTrainError(
+            f"idces ({idces.shape[0]}) and times ({times.shape[0]}) differ in length"
+        )
+    # Spikes grouped by unit (how we and spikelab write them) are read piece by piece.
+    counts = np.zeros(0, np.int64)
+    grouped, previous = True, -1
+    for first in range(0, idces.shape[0], CHUNK):
+        piece = idces[first : first + CHUNK].astype(np.int64)
+        if piece.min() < 0:
+            raise SpikeTrainError("idces must not be negative")
+        grouped = grouped and piece[0] >= previous and bool(np.all(piece[1:] >= piece[:-1]))
+        previous = int(piece[-1])
+        more = np.bincount(piece)
+        counts = np.pad(counts, (0, max(0, more.size - counts.size)))
+        counts[: more.size] += more
     if unit_ids is None:
-        count = n_units if n_units is not None else int(idces.max()) + 1 if idces.size else 0
-        unit_ids = np.arange(count)
-    return SpikeTrains.from_unit_indices(idces, to_model(times), unit_ids, **extra)
+        unit_ids = np.arange(n_units if n_units is not None else counts.size)
+    if counts.size > unit_ids.size:
+        raise SpikeTrainError(f"idces name unit {counts.size - 1} of {unit_ids.size}")
+    counts = np.pad(counts, (0, unit_ids.size - counts.size))
+    if grouped:
+        return SpikeTrains(unit_ids, to_model(times), np.cumsum(counts), **extra)
+    return SpikeTrains.from_unit_indices(idces[()], to_model(times), unit_ids, **extra)

@@ -16,7 +16,7 @@ import scipy.io
 
 from spikeforge.core.errors import InputError
 from spikeforge.io.mat import save_mat
-from spikeforge.spiketrains.model import SpikeTrainError, SpikeTrains
+from spikeforge.spiketrains.model import SpikeTrainError, SpikeTrains, samples_from_seconds
 
 _FIELDS = ("id", "spike_times")
 
@@ -74,7 +74,7 @@ def _scalar(value: np.ndarray) -> float | None:
 
 
 def _from_variables(data: dict[str, Any]) -> SpikeTrains:
-    units = np.asarray(data["units"]).ravel()
+    units = np.asarray(data.pop("units")).ravel()
     names = units.dtype.names or ()
     if not all(n in names for n in _FIELDS):
         raise SpikeTrainError("the units struct needs fields 'id' and 'spike_times'")
@@ -82,7 +82,14 @@ def _from_variables(data: dict[str, Any]) -> SpikeTrains:
     for entry in units["id"]:
         value = np.asarray(entry).ravel()
         ids.append(str(value[0]) if value.dtype.kind == "U" else int(value[0]))
-    trains = [np.asarray(t, dtype=np.float64).ravel() for t in units["spike_times"]]
+    column = units["spike_times"]
+    counts = np.array([np.size(t) for t in column], dtype=np.int64)
+    seconds = np.empty(int(counts.sum()), np.float64)
+    filled = 0
+    for position, count in enumerate(counts.tolist()):
+        seconds[filled : filled + count] = np.ravel(column[position])
+        column[position] = None  # each unit's copy is freed as soon as it is moved
+        filled += count
     rate = _scalar(data["sampling_frequency"]) if "sampling_frequency" in data else None
     start = _scalar(data["start_time"]) if "start_time" in data else 0.0
     duration = _scalar(data["duration"]) if "duration" in data else None
@@ -100,13 +107,13 @@ def _from_variables(data: dict[str, Any]) -> SpikeTrains:
         for name in ("channel_positions", "channel_ids")
         if name in data
     }
-    counts = np.array([t.size for t in trains], dtype=np.int64)
-    seconds = np.concatenate(trains) if trains else np.empty(0)
-    times: np.ndarray = seconds
-    if rate is not None:
-        samples = np.rint((seconds - (start or 0.0)) * rate).astype(np.int64)
-        if np.all(np.abs((start or 0.0) + samples / rate - seconds) <= 1e-9):
-            times = samples
+    times = (
+        samples_from_seconds(seconds, start or 0.0, rate, in_place=True)
+        if rate is not None
+        else None
+    )
+    if times is None:
+        times = seconds
     return SpikeTrains(
         np.array(ids),
         times,

@@ -9,7 +9,7 @@ convention) and need `sampling_frequency`; float times are seconds on the same a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,71 @@ def _check_rate(sampling_frequency: float | None) -> float | None:
     if not np.isfinite(rate) or rate <= 0:
         raise SpikeTrainError(f"sampling rate must be positive and finite, not {rate:g}")
     return rate
+
+
+# Long arrays are checked and converted this many spikes at a time, so no full-length
+# temporary is made (memory stays near the data's own size).
+CHUNK = 1 << 20
+
+
+def _check_order(times: np.ndarray, index: np.ndarray, unit_ids: np.ndarray) -> None:
+    """Finite times, non-decreasing within each unit (a fall between units is allowed)."""
+    floats = times.dtype.kind == "f"
+    for first in range(0, times.size, CHUNK):
+        piece = times[first : first + CHUNK + 1]
+        if floats and not np.all(np.isfinite(piece)):
+            raise SpikeTrainError("spike times must be finite")
+        falls = np.flatnonzero(piece[1:] < piece[:-1]) + first + 1  # where a spike is earlier
+        if falls.size:
+            # positions that start a unit may fall
+            starts = np.isin(falls, index[:-1])
+            falls = falls[~starts]
+        if falls.size:
+            where = int(falls[0])
+            unit = int(np.searchsorted(index, where, side="right"))
+            raise SpikeTrainError(
+                f"spike times of unit {unit_ids[unit]} are out of order "
+                f"(spike {where - (index[unit - 1] if unit else 0)})"
+            )
+
+
+def samples_from_seconds(
+    seconds: Any, start_time: float, rate: float, in_place: bool = False
+) -> np.ndarray | None:
+    """Sample numbers of times in seconds (an array, or an h5py dataset read piece by piece)
+    when every time lies on the sample grid (within 1 ns), else None. `in_place` reuses a
+    float64 array's memory for the result (the array is then no longer seconds)."""
+    n = len(seconds)
+
+    def grid_of(first: int) -> tuple[np.ndarray, bool]:
+        piece = np.asarray(seconds[first : first + CHUNK], dtype=np.float64)
+        grid = np.rint((piece - start_time) * rate)
+        return grid, bool(np.all(np.abs(start_time + grid / rate - piece) <= 1e-9))
+
+    if in_place and isinstance(seconds, np.ndarray) and seconds.dtype == np.float64:
+        if not all(grid_of(first)[1] for first in range(0, n, CHUNK)):
+            return None
+        samples = seconds.view(np.int64)
+        for first in range(0, n, CHUNK):
+            samples[first : first + CHUNK] = grid_of(first)[0]
+        return samples
+    samples = np.empty(n, np.int64)
+    for first in range(0, n, CHUNK):
+        grid, on_grid = grid_of(first)
+        if not on_grid:
+            return None
+        samples[first : first + grid.size] = grid
+    return samples
+
+
+def scaled(values: Any, factor: float, offset: float = 0.0) -> np.ndarray:
+    """float64 `values * factor + offset`, piece by piece (values may be an h5py dataset)."""
+    n = len(values)
+    out = np.empty(n, np.float64)
+    for first in range(0, n, CHUNK):
+        piece = np.asarray(values[first : first + CHUNK], dtype=np.float64)
+        out[first : first + piece.size] = piece * factor + offset
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,22 +147,7 @@ class SpikeTrains:
             raise SpikeTrainError(f"{times.size} spike time(s) but no units")
         if times.dtype.kind == "i" and rate is None:
             raise SpikeTrainError("spike times in samples need a sampling rate")
-        if times.dtype.kind == "f" and not np.all(np.isfinite(times)):
-            raise SpikeTrainError("spike times must be finite")
-        step = np.diff(times)
-        decreasing = step < 0
-        if decreasing.any():
-            # A fall between the last spike of a unit and the first of the next is allowed.
-            boundaries = index[:-1] - 1
-            boundaries = boundaries[(boundaries >= 0) & (boundaries < step.size)]
-            decreasing[boundaries] = False
-            if decreasing.any():
-                where = int(np.flatnonzero(decreasing)[0]) + 1
-                unit = int(np.searchsorted(index, where, side="right"))
-                raise SpikeTrainError(
-                    f"spike times of unit {unit_ids[unit]} are out of order "
-                    f"(spike {where - (index[unit - 1] if unit else 0)})"
-                )
+        _check_order(times, index, unit_ids)
         units = unit_ids.size
         properties = {}
         for name, values in self.unit_properties.items():
@@ -199,7 +249,18 @@ class SpikeTrains:
     def times_in(self, unit_of_time: str) -> np.ndarray:
         """All spike times (unit after unit) in "s", "ms" (on the start_time axis) or "samples"
         (from the recording's first sample)."""
-        return self._convert(self.times, unit_of_time)
+        if unit_of_time == "samples" and self.in_samples:
+            return self.times
+        first = self._convert(self.times[:1], unit_of_time)
+        out = np.empty(self.n_spikes, first.dtype)
+        for start, piece in self.pieces_in(unit_of_time):
+            out[start : start + piece.size] = piece
+        return out
+
+    def pieces_in(self, unit_of_time: str) -> Iterator[tuple[int, np.ndarray]]:
+        """(position, times) of consecutive pieces of all spike times, converted."""
+        for first in range(0, self.n_spikes, CHUNK):
+            yield first, self._convert(self.times[first : first + CHUNK], unit_of_time)
 
     def _convert(self, times: np.ndarray, unit_of_time: str) -> np.ndarray:
         if unit_of_time not in TIME_UNITS:

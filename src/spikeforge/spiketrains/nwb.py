@@ -24,7 +24,12 @@ import numpy as np
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
-from spikeforge.spiketrains.model import SpikeTrainError, SpikeTrains
+from spikeforge.spiketrains.model import (
+    SpikeTrainError,
+    SpikeTrains,
+    samples_from_seconds,
+    scaled,
+)
 
 NWB_DEFAULTS: dict[str, Any] = {
     "session_description": "Spike trains exported by spikeforge",
@@ -116,7 +121,6 @@ def _write_nwb(
 ) -> None:
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.file import Subject
-    from pynwb.misc import Units
 
     start = session_start(meta["session_start_time"])
     optional = {key: meta[key] for key in ("experimenter", "institution", "lab") if meta.get(key)}
@@ -168,62 +172,95 @@ def _write_nwb(
                 rel_y=float(positions[row, 1]),
                 channel_name=str(names[row]),
             )
-    units_kwargs: dict[str, Any] = {
-        "name": "units",
-        "description": "spike trains; spike_times in seconds from the session start",
-    }
-    if trains.sampling_frequency:
-        units_kwargs["resolution"] = 1.0 / trains.sampling_frequency
-        units_kwargs["waveform_rate"] = trains.sampling_frequency
-    units_kwargs["waveform_unit"] = str(recording.get("waveform_unit", "microvolts"))
-    if n_channels:
-        units_kwargs["electrode_table"] = nwbfile.electrodes
-    nwbfile.units = Units(**units_kwargs)
-    nwbfile.add_unit_column(name="unit_name", description="the unit's id")
-    properties = trains.unit_properties
-    extra = {
-        name: values
-        for name, values in properties.items()
-        if name not in _OWN_COLUMNS and values.ndim == 1 and values.dtype.kind in "iufbU"
-    }
-    if peak is not None and n_channels:
-        nwbfile.add_unit_column(
-            name="peak_electrode", description="row of the electrodes table at the unit's peak"
-        )
-    for name in extra:
-        nwbfile.add_unit_column(name=name, description=f"unit property {name}")
-    mean = properties.get("waveform_mean")
-    sd = properties.get("waveform_sd")
-    seconds = trains.times_in("s")
-    interval = [[trains.start_time, trains.end_time()]]
-    for position, unit_id in enumerate(trains.unit_ids.tolist()):
-        stop = int(trains.index[position])
-        start_spike = stop - int(trains.counts()[position])
-        row: dict[str, Any] = {
-            "spike_times": seconds[start_spike:stop],
-            "obs_intervals": interval,
-            "unit_name": str(unit_id),
-        }
-        if isinstance(unit_id, int):
-            row["id"] = unit_id
-        if n_channels:
-            if mean is not None and mean.ndim == 3:
-                row["electrodes"] = list(range(mean.shape[2]))
-            elif peak is not None:
-                row["electrodes"] = [int(peak[position])]
-        if peak is not None and n_channels:
-            row["peak_electrode"] = int(peak[position])
-        if mean is not None:
-            row["waveform_mean"] = mean[position]
-        if sd is not None:
-            row["waveform_sd"] = sd[position]
-        for name, values in extra.items():
-            value = values[position]
-            row[name] = value.item() if hasattr(value, "item") else value
-        nwbfile.add_unit(**row)
+    nwbfile.units = _units_table(trains, nwbfile.electrodes if n_channels else None)
     with atomic_path(path, suffix=".nwb") as tmp:
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwbfile)
+
+
+def _units_table(trains: SpikeTrains, electrodes: Any) -> Any:
+    """The Units table built column by column from arrays (adding units one by one turns every
+    spike time into a Python float: minutes and gigabytes at 10 million spikes)."""
+    from hdmf.common import DynamicTableRegion, ElementIdentifiers, VectorData, VectorIndex
+    from pynwb.misc import Units
+
+    n = trains.n_units
+    properties = trains.unit_properties
+    ids = trains.unit_ids if trains.unit_ids.dtype.kind in "iu" else np.arange(n)
+    spike_times = VectorData(
+        name="spike_times",
+        description="the spike times for each unit in seconds",
+        data=trains.times_in("s"),
+    )
+    interval = [trains.start_time, trains.end_time()]
+    obs = VectorData(
+        name="obs_intervals",
+        description="the observation intervals for each unit",
+        data=np.tile(np.array([interval], np.float64), (n, 1)),
+    )
+    columns: list[Any] = [
+        spike_times,
+        VectorIndex(name="spike_times_index", data=trains.index, target=spike_times),
+        obs,
+        VectorIndex(name="obs_intervals_index", data=np.arange(1, n + 1), target=obs),
+        VectorData(
+            name="unit_name",
+            description="the unit's id",
+            data=[str(u) for u in trains.unit_ids.tolist()],
+        ),
+    ]
+    mean = properties.get("waveform_mean")
+    peak = properties.get("peak_channel")
+    if electrodes is not None:
+        if mean is not None and mean.ndim == 3:
+            per_unit = [np.arange(mean.shape[2])] * n  # the channels the waveform covers
+        elif peak is not None:
+            per_unit = [np.array([int(p)]) for p in peak]
+        else:
+            per_unit = []
+        if per_unit:
+            region = DynamicTableRegion(
+                name="electrodes",
+                description="the electrodes that each spike unit came from",
+                data=np.concatenate(per_unit),
+                table=electrodes,
+            )
+            ends = np.cumsum([len(rows) for rows in per_unit])
+            columns += [region, VectorIndex(name="electrodes_index", data=ends, target=region)]
+        if peak is not None:
+            columns.append(
+                VectorData(
+                    name="peak_electrode",
+                    description="row of the electrodes table at the unit's peak",
+                    data=peak.astype(np.int64),
+                )
+            )
+    for name in ("waveform_mean", "waveform_sd"):
+        if name in properties:
+            columns.append(
+                VectorData(
+                    name=name,
+                    description=f"the spike {name.split('_')[1]} waveform of each unit",
+                    data=properties[name],
+                )
+            )
+    for name, values in properties.items():
+        if name not in _OWN_COLUMNS and values.ndim == 1 and values.dtype.kind in "iufbU":
+            data = values.tolist() if values.dtype.kind == "U" else values
+            columns.append(VectorData(name=name, description=f"unit property {name}", data=data))
+    kwargs: dict[str, Any] = {
+        "name": "units",
+        "description": "spike trains; spike_times in seconds from the session start",
+        "id": ElementIdentifiers(name="id", data=np.asarray(ids, np.int64)),
+        "columns": columns,
+        "waveform_unit": str(trains.recording_properties.get("waveform_unit", "microvolts")),
+    }
+    if trains.sampling_frequency:
+        kwargs["resolution"] = 1.0 / trains.sampling_frequency
+        kwargs["waveform_rate"] = trains.sampling_frequency
+    if electrodes is not None:
+        kwargs["electrode_table"] = electrodes
+    return Units(**kwargs)
 
 
 def read_nwb(path: str | Path) -> SpikeTrains:
@@ -259,7 +296,7 @@ def _from_nwbfile(nwbfile: Any) -> SpikeTrains:
             else np.array(names)
         )
     index = np.asarray(units["spike_times"].data[:], dtype=np.int64) if len(ids) else np.empty(0)
-    seconds = np.asarray(units["spike_times"].target.data[:], dtype=np.float64)
+    seconds = units["spike_times"].target.data  # read piece by piece below
     rate = None
     if units.waveform_rate:
         rate = float(units.waveform_rate)
@@ -299,12 +336,10 @@ def _from_nwbfile(nwbfile: Any) -> SpikeTrains:
                 if all(n.isdigit() for n in names)
                 else np.array(names)
             )
-    times: np.ndarray = seconds
-    if rate is not None:
-        # Times on the sample grid come back as samples (exact); others stay seconds.
-        samples = np.rint((seconds - start) * rate).astype(np.int64)
-        if np.all(np.abs(start + samples / rate - seconds) <= 1e-9):
-            times = samples
+    # Times on the sample grid come back as samples (exact); others stay seconds.
+    times = samples_from_seconds(seconds, start, rate) if rate is not None else None
+    if times is None:
+        times = scaled(seconds, 1.0)
     return SpikeTrains(
         ids,
         times,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_directory
-from spikeforge.spiketrains.model import SpikeTrainError, SpikeTrains
+from spikeforge.spiketrains.model import CHUNK, SpikeTrainError, SpikeTrains
 
 _REQUIRED = ("params.py", "spike_times.npy")
 _GROUPS = ("good", "mua", "noise", "unsorted")
@@ -56,20 +57,59 @@ def _templates(trains: SpikeTrains, n_channels: int) -> np.ndarray:
     return templates
 
 
+def _time_major_keys(samples: np.ndarray, trains: SpikeTrains) -> tuple[np.ndarray, int]:
+    """sample * n_units + unit for every spike, sorted: decoding gives the spikes in time
+    order (ties in unit order) without an index array the size of the data."""
+    n_units = max(trains.n_units, 1)
+    top = int(samples.max()) if samples.size else 0
+    if (top + 1) * n_units >= np.iinfo(np.int64).max:
+        raise SpikeTrainError("spike times too large for a Phy folder's int64 sample numbers")
+    keys = np.empty(samples.size, np.int64)
+    for first, piece in _unit_pieces(trains):
+        np.multiply(
+            samples[first : first + piece.size], n_units, out=keys[first : first + piece.size]
+        )
+        keys[first : first + piece.size] += piece
+    keys.sort(kind="stable")  # timsort: the keys are one sorted run per unit, merged
+    return keys, n_units
+
+
+def _unit_pieces(trains: SpikeTrains):
+    """(position, unit of each spike) over consecutive pieces of the spikes."""
+    for first in range(0, trains.n_spikes, CHUNK):
+        stop = min(trains.n_spikes, first + CHUNK)
+        yield first, np.searchsorted(trains.index, np.arange(first, stop), side="right")
+
+
+def _save_pieces(
+    path: Path,
+    shape: int | tuple[int, int],
+    dtype: Any,
+    piece: Callable[[int, int], np.ndarray],
+    step: int = CHUNK,
+) -> None:
+    """A .npy file written piece by piece (rows [a, b) from `piece(a, b)`): no full-length
+    array is ever held."""
+    shape = (shape,) if isinstance(shape, int) else shape
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False}
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {**header, "shape": shape})
+        for first in range(0, shape[0], step):
+            stop = min(shape[0], first + step)
+            handle.write(np.ascontiguousarray(piece(first, stop), dtype=dtype).tobytes())
+
+
 def _write_similarity(templates: np.ndarray, path: Path) -> None:
-    """Cosine similarity of flattened templates, block by block into a memory map."""
+    """Cosine similarity of flattened templates, a block of rows at a time."""
     n = templates.shape[0]
     flat = templates.reshape(n, -1)
     norms = np.linalg.norm(flat, axis=1)
     norms[norms == 0] = 1.0
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, n))
-    for first in range(0, n, _SIMILARITY_BLOCK):
-        block = flat[first : first + _SIMILARITY_BLOCK]
-        out[first : first + block.shape[0]] = (block @ flat.T) / np.outer(
-            norms[first : first + block.shape[0]], norms
-        )
-    out.flush()
-    del out
+
+    def rows(first: int, stop: int) -> np.ndarray:
+        return (flat[first:stop] @ flat.T) / np.outer(norms[first:stop], norms)
+
+    _save_pieces(path, (n, n), np.float32, rows, _SIMILARITY_BLOCK)
 
 
 def _cluster_ids(trains: SpikeTrains) -> np.ndarray:
@@ -108,15 +148,20 @@ def write_phy(
         n_channels = int(peak.max()) + 1 if peak is not None and peak.size else 1
     if positions is None:
         positions = np.column_stack([np.zeros(n_channels), 20.0 * np.arange(n_channels)])
-    order = np.argsort(samples, kind="stable")
-    units = trains.unit_indices()[order]
-    clusters = _cluster_ids(trains)
+    clusters = _cluster_ids(trains).astype(np.int32)
     quality = trains.unit_properties.get("quality")
+    # Spikes in time order (ties in unit order), by sorting one int64 key per spike.
+    keys, n_units = _time_major_keys(samples, trains)
     with atomic_directory(folder) as staging:
-        np.save(staging / "spike_times.npy", samples[order].astype(np.int64))
-        np.save(staging / "spike_templates.npy", units.astype(np.int32))
-        np.save(staging / "spike_clusters.npy", clusters[units].astype(np.int32))
-        np.save(staging / "amplitudes.npy", np.ones(samples.size, np.float32))
+        n = keys.size
+        _save_pieces(staging / "spike_times.npy", n, np.int64, lambda a, b: keys[a:b] // n_units)
+        _save_pieces(staging / "spike_templates.npy", n, np.int32, lambda a, b: keys[a:b] % n_units)
+        _save_pieces(
+            staging / "spike_clusters.npy", n, np.int32, lambda a, b: clusters[keys[a:b] % n_units]
+        )
+        _save_pieces(
+            staging / "amplitudes.npy", n, np.float32, lambda a, b: np.ones(b - a, np.float32)
+        )
         templates = _templates(trains, n_channels)
         if templates.shape[0] == 1:
             # phylib squeezes a one-template array into the wrong shape: give a single unit a
@@ -213,13 +258,17 @@ def _read(folder: Path, sampling_frequency: float | None) -> SpikeTrains:
     cluster_file = "spike_clusters.npy"
     if not (folder / cluster_file).is_file():
         cluster_file = "spike_templates.npy"
-    clusters = _load(folder, cluster_file).ravel().astype(np.int64)
+    clusters = _load(folder, cluster_file).ravel()
     if clusters.shape != samples.shape:
         raise SpikeTrainError(
             f"{cluster_file} has {clusters.size} entries for {samples.size} spike times"
         )
-    if samples.size and np.any(np.diff(samples.astype(np.int64)) < 0):
-        raise SpikeTrainError("spike_times.npy is not in time order")
+    if clusters.dtype.kind not in "iu":
+        raise SpikeTrainError(f"{cluster_file} must hold integers, not {clusters.dtype}")
+    for first in range(0, samples.size, CHUNK):
+        piece = samples[first : first + CHUNK + 1]
+        if np.any(piece[1:] < piece[:-1]):
+            raise SpikeTrainError("spike_times.npy is not in time order")
     groups: dict[int, str] = {}
     if (folder / "cluster_group.tsv").is_file():
         groups = _read_tsv(folder / "cluster_group.tsv")
@@ -230,13 +279,11 @@ def _read(folder: Path, sampling_frequency: float | None) -> SpikeTrains:
         cluster_ids = np.asarray(sidecar["cluster_ids"], dtype=np.int64)
         unit_ids = np.asarray(sidecar["unit_ids"])
     else:
-        cluster_ids = np.union1d(np.unique(clusters), np.fromiter(groups, np.int64, len(groups)))
+        present = np.unique(clusters).astype(np.int64)
+        cluster_ids = np.union1d(present, np.fromiter(groups, np.int64, len(groups)))
         unit_ids = cluster_ids
-    lookup = np.argsort(cluster_ids, kind="stable")
-    sorted_ids = cluster_ids[lookup]
-    position = lookup[np.clip(np.searchsorted(sorted_ids, clusters), 0, max(len(lookup) - 1, 0))]
-    if clusters.size and not np.array_equal(cluster_ids[position], clusters):
-        raise SpikeTrainError("spike_clusters.npy names clusters missing from spikeforge.json")
+    times, counts = _group_by_unit(samples, clusters, cluster_ids)
+    del clusters
     properties: dict[str, np.ndarray] = {}
     if groups:
         properties["quality"] = np.array([groups.get(int(c), "unsorted") for c in cluster_ids])
@@ -251,13 +298,51 @@ def _read(folder: Path, sampling_frequency: float | None) -> SpikeTrains:
         recording["channel_ids"] = _load(folder, "channel_map.npy").ravel()
     if params.get("dat_path"):
         recording["dat_path"] = str(params["dat_path"])
-    return SpikeTrains.from_unit_indices(
-        position,
-        samples.astype(np.int64),
+    return SpikeTrains(
         unit_ids,
+        times,
+        np.cumsum(counts),
         sampling_frequency=float(rate),
         start_time=float(sidecar.get("start_time") or 0.0),
         duration=sidecar.get("duration"),
         unit_properties=properties,
         recording_properties=recording,
     )
+
+
+def _group_by_unit(
+    samples: np.ndarray, clusters: np.ndarray, cluster_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time-ordered spikes regrouped unit after unit (in `cluster_ids` order), each unit's
+    still in time order: a counting sort, a piece of the spikes at a time."""
+    n_units = cluster_ids.size
+    # 16-bit keys sort by radix (stable, linear time)
+    small = np.uint16 if n_units <= np.iinfo(np.uint16).max else np.int64
+    # cluster id -> position: a table (cluster ids are small numbers), -1 for unknown ids
+    top = int(max(cluster_ids.max(initial=0), clusters.max(initial=0)))
+    lowest = min(cluster_ids.min(initial=0), clusters.min(initial=0))
+    if lowest < 0 or top > 50_000_000:
+        raise SpikeTrainError("cluster ids must be numbers from 0 to 50,000,000")
+    table = np.full(top + 1, -1, np.int64)
+    table[cluster_ids] = np.arange(n_units)
+
+    def positions(first: int) -> np.ndarray:
+        found = table[clusters[first : first + CHUNK]]
+        if found.size and found.min() < 0:
+            raise SpikeTrainError("spike_clusters.npy names clusters spikeforge.json does not list")
+        return found.astype(small)
+
+    pieces = range(0, samples.size, CHUNK)
+    per_piece = [np.bincount(positions(first), minlength=n_units) for first in pieces]
+    counts = np.sum(per_piece, axis=0, dtype=np.int64) if per_piece else np.zeros(n_units, int)
+    cursor = np.cumsum(counts) - counts
+    times = np.empty(samples.size, np.int64)
+    for first, piece_counts in zip(pieces, per_piece, strict=True):
+        order = np.argsort(positions(first), kind="stable")
+        grouped = samples[first : first + CHUNK][order]
+        ends = np.cumsum(piece_counts)
+        for unit in np.flatnonzero(piece_counts).tolist():
+            size = int(piece_counts[unit])
+            times[cursor[unit] : cursor[unit] + size] = grouped[ends[unit] - size : ends[unit]]
+            cursor[unit] += size
+    return times, counts
