@@ -232,6 +232,10 @@ def test_nwb_read_by_spikeinterface(tmp_path: Path) -> None:
         # SpikeInterface counts frames from the session start, not from our start_time
         frames = sorting.get_unit_spike_train(unit)
         assert np.array_equal(frames, trains.train(position, "samples") + int(1.5 * FS))
+    # the same trains through our SpikeInterface adapter: equal in seconds
+    back = from_sorting(sorting)
+    assert np.allclose(back.times_in("s"), trains.times_in("s"), atol=1e-9)
+    assert back.counts().tolist() == trains.counts().tolist()
 
 
 def test_phy_read_by_spikeinterface_and_phylib(tmp_path: Path) -> None:
