@@ -77,10 +77,20 @@ def _dense(block, b, n_regions):
     return dense
 
 
-@pytest.mark.parametrize("noise, scale", [(False, 1.0), (True, 1.0), (False, 1e-4)])
-def test_synthesis_matches_reference(eeg_case, noise, scale):
-    """Also with every scale ratio below 1, so the source's peak is below 1."""
+def one_source(plan):
+    """The plan with its first source only."""
+    fields = ("centre", "patch", "patch_size", "mag_change", "clip", "scale_ratios", "scale")
+    return dataclasses.replace(plan, **{f: getattr(plan, f)[:, :1] for f in fields})
+
+
+@pytest.mark.parametrize(
+    "noise, scale, sources", [(False, 1.0, 2), (True, 1.0, 2), (False, 1e-4, 2), (False, 1e-4, 1)]
+)
+def test_synthesis_matches_reference(eeg_case, noise, scale, sources):
+    """Also with every scale ratio below 1; with one source the label source is then the
+    scaled patch alone, whose peak is below 1."""
     fwd, plan = eeg_case.anatomy.leadfield, eeg_case.plan
+    plan = one_source(plan) if sources == 1 else plan
     plan = dataclasses.replace(plan, scale=plan.scale * scale)
     assert scale == 1.0 or plan.scale.max() < 0.5
     clips = all_clips(eeg_case.library)
