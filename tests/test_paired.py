@@ -465,6 +465,36 @@ def test_single_pass_equals_saving_then_converting(chain, tmp_path):
     assert chain.template.peak_channel == reference.peak_channel
 
 
+def test_saved_traces_converted_over_a_shorter_window(chain, tmp_path):
+    """A window that ends before the saved traces do exports only its own segments (the
+    peak-detection route converts saved traces over the window the config names)."""
+    import datasets
+
+    segment = int(SEGMENT_S * FS)
+    end = chain.saved.get_num_samples() - segment
+    result = convert(
+        chain.saved,
+        0,
+        end,
+        chain.gt.spike_rel[chain.gt.spike_rel < end],
+        tmp_path / "short",
+        segment_s=SEGMENT_S,
+        train_fraction=0.8,
+        preprocessed=True,
+    )
+
+    def sample_ids(folder):
+        return [
+            row
+            for split in ("train", "test")
+            for row in datasets.load_from_disk(str(folder / split))["sample_id"]
+        ]
+
+    full = sample_ids(chain.out)
+    assert sample_ids(tmp_path / "short") == full[:-1]
+    assert result.template.metadata["n_spikes_total"] == int(np.sum(chain.gt.spike_rel < end))
+
+
 def test_fast_filter_is_spikeinterface_filter_on_float_and_int32_traces():
     import spikeinterface.core as sc
 
