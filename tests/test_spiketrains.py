@@ -297,6 +297,7 @@ def test_spikeinterface_sorting_round_trip(tmp_path: Path) -> None:
     _assert_same(back, trains)
 
 
+@pytest.mark.slow  # export_to_phy compiles its similarity kernels: about 20 s
 def test_phy_folder_from_spikeinterface_export(tmp_path: Path) -> None:
     """A Phy folder written by SpikeInterface's export_to_phy loads with our reader."""
     import spikeinterface.core as si
