@@ -244,7 +244,7 @@ def _write_raster(
 
 def unit_of_block(trains: SpikeTrains, lo: int, hi: int) -> np.ndarray:
     """The unit position of each spike in [lo, hi)."""
-    return np.searchsorted(trains.index, np.arange(lo, hi), side="right")
+    return trains.unit_positions(lo, hi)
 
 
 def write_hdf5(

@@ -240,6 +240,17 @@ class SpikeTrains:
         """The unit's position for every spike, aligned with `times`."""
         return np.repeat(np.arange(self.n_units, dtype=np.int64), self.counts())
 
+    def unit_positions(self, lo: int, hi: int) -> np.ndarray:
+        """The unit position of each spike in [lo, hi) (a fill, not a search per spike)."""
+        if hi <= lo:
+            return np.empty(0, np.int64)
+        index = self.index
+        first = int(np.searchsorted(index, lo, side="right"))
+        last = int(np.searchsorted(index, hi - 1, side="right")) + 1
+        ends = np.minimum(index[first:last], hi)
+        begins = np.maximum(self.starts()[first:last], lo)
+        return np.repeat(np.arange(first, last, dtype=np.int64), ends - begins)
+
     def train(self, unit: int, unit_of_time: str = "s") -> np.ndarray:
         """Spike times of the unit at position `unit`."""
         stop = int(self.index[unit])

@@ -78,7 +78,7 @@ def _unit_pieces(trains: SpikeTrains):
     """(position, unit of each spike) over consecutive pieces of the spikes."""
     for first in range(0, trains.n_spikes, CHUNK):
         stop = min(trains.n_spikes, first + CHUNK)
-        yield first, np.searchsorted(trains.index, np.arange(first, stop), side="right")
+        yield first, trains.unit_positions(first, stop)
 
 
 def _save_pieces(
