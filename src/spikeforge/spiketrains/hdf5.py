@@ -99,12 +99,6 @@ def can_read(path: str | Path, style: str) -> bool:
 # --- writing --------------------------------------------------------------------------
 
 
-def _string_or_number(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind == "U":
-        return values.astype(object)
-    return values
-
-
 def _write_properties(group: h5py.Group, properties: Mapping[str, Any]) -> None:
     for name, value in properties.items():
         value = np.asarray(value)
@@ -170,10 +164,16 @@ class RasterBins:
             candidate = bin_size_s * rate
             if abs(candidate - round(candidate)) < 1e-9 and round(candidate) >= 1:
                 self.bin_samples = int(round(candidate))
+        # One pass finds the last bin and the fullest one (bins rise within a unit, so the
+        # fullest bin is the longest run of one value inside a unit).
+        last = self.fullest = 0
+        for lo, hi in self.unit_blocks():
+            bins = self.of(lo, hi)
+            key = bins + trains.unit_positions(lo, hi) * (int(bins.max()) + 1)
+            runs = np.diff(np.flatnonzero(np.diff(key, prepend=-1, append=key[-1] + 1)))
+            last = max(last, int(bins.max()) + 1)
+            self.fullest = max(self.fullest, int(runs.max(initial=0)))
         span = (trains.end_time() - trains.start_time) / bin_size_s
-        last = max(
-            (int(self.of(a, b).max()) + 1 for a, b in self.unit_blocks() if b > a), default=0
-        )
         self.n_bins = max(int(math.ceil(round(span, 9))), last)
 
     def of(self, lo: int, hi: int) -> np.ndarray:
@@ -205,14 +205,7 @@ def _write_raster(
 ) -> None:
     binning = RasterBins(trains, bin_size_ms / 1e3)
     n_bins, units = binning.n_bins, trains.n_units
-    # The smallest unsigned type that holds the fullest bin: bins rise within a unit, so the
-    # fullest bin is the longest run of one value inside a unit.
-    fullest = 0
-    for lo, hi in binning.unit_blocks():
-        key = binning.of(lo, hi) + unit_of_block(trains, lo, hi) * n_bins
-        runs = np.diff(np.flatnonzero(np.diff(key, prepend=-1, append=key[-1] + 1)))
-        fullest = max(fullest, int(runs.max(initial=0)))
-    dtype = np.min_scalar_type(max(fullest, 1))
+    dtype = np.min_scalar_type(max(binning.fullest, 1))  # the smallest that holds every count
     dataset = handle.create_dataset("raster", shape=(units, n_bins), dtype=dtype)
     # Rows are filled a few at a time: a block of int64 counts stays under _RASTER_BLOCK_BYTES.
     rows = max(1, _RASTER_BLOCK_BYTES // max(1, n_bins * 8))
@@ -222,7 +215,7 @@ def _write_raster(
         lo, hi = int(starts[first]), int(trains.index[last - 1])
         block = np.zeros((last - first, n_bins), dtype=dtype)
         if hi > lo:
-            key = unit_of_block(trains, lo, hi) - first
+            key = trains.unit_positions(lo, hi) - first
             flat = np.bincount(key * n_bins + binning.of(lo, hi), minlength=block.size)
             block = flat.reshape(block.shape).astype(dtype)
         dataset[first:last] = block
@@ -240,11 +233,6 @@ def _write_raster(
     dataset.attrs["bin_size_ms"] = float(bin_size_ms)
     dataset.attrs["time_origin"] = origin
     dataset.attrs["bin_edges"] = "left-closed"
-
-
-def unit_of_block(trains: SpikeTrains, lo: int, hi: int) -> np.ndarray:
-    """The unit position of each spike in [lo, hi)."""
-    return trains.unit_positions(lo, hi)
 
 
 def write_hdf5(
@@ -281,7 +269,7 @@ def write_hdf5(
             idces = handle.create_dataset("idces", shape=(trains.n_spikes,), dtype=np.int64)
             for first in range(0, trains.n_spikes, CHUNK):
                 stop = min(trains.n_spikes, first + CHUNK)
-                idces[first:stop] = unit_of_block(trains, first, stop)
+                idces[first:stop] = trains.unit_positions(first, stop)
             _write_times(handle, "times", trains, time_unit)
 
 
@@ -451,8 +439,8 @@ def _read(
                 f"unit_ids has {unit_ids.size} entries but n_units is {int(attrs['n_units'])}"
             )
 
-    def to_model(values: np.ndarray, file_unit: str = unit) -> np.ndarray:
-        return _times_to_model(values, file_unit, rate, start, time_base)
+    def to_model(values: Any, reuse: bool = False) -> np.ndarray:
+        return _times_to_model(values, unit, rate, start, time_base, reuse=reuse)
 
     if style == "raster":
         raw, counts, file_unit = _raster_times(
@@ -490,7 +478,7 @@ def _read(
         for dataset, count in zip(datasets, counts.tolist(), strict=True):
             flat[filled : filled + count] = np.ravel(dataset[()])
             filled += count
-        times = _times_to_model(flat, unit, rate, start, time_base, reuse=True)
+        times = to_model(flat, reuse=True)
         return SpikeTrains(unit_ids, times, np.cumsum(counts), **extra)
     idces, times = handle["idces"], handle["times"]
     if idces.dtype.kind not in "iu":

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 TIME_UNITS = ("s", "ms", "samples")
-_SCALE = {"s": 1.0, "ms": 1e3}
 
 
 class SpikeTrainError(ValueError):
@@ -236,10 +235,6 @@ class SpikeTrains:
     def starts(self) -> np.ndarray:
         return self.index - self.counts()
 
-    def unit_indices(self) -> np.ndarray:
-        """The unit's position for every spike, aligned with `times`."""
-        return np.repeat(np.arange(self.n_units, dtype=np.int64), self.counts())
-
     def unit_positions(self, lo: int, hi: int) -> np.ndarray:
         """The unit position of each spike in [lo, hi) (a fill, not a search per spike)."""
         if hi <= lo:
@@ -283,7 +278,7 @@ class SpikeTrains:
                 raise SpikeTrainError("spike times in seconds need a sampling rate for samples")
             return np.rint((times - self.start_time) * self.sampling_frequency).astype(np.int64)
         seconds = self.start_time + times / self.sampling_frequency if self.in_samples else times
-        return seconds * _SCALE[unit_of_time] if unit_of_time == "ms" else seconds
+        return seconds * 1e3 if unit_of_time == "ms" else seconds
 
     def end_time(self) -> float:
         """Where the recording ends (s): start + duration, or just past the last spike."""
