@@ -238,7 +238,11 @@ def read_session(folder: str | Path) -> Session:
     channel_names = read_channel_names(folder / "ChannelNames.txt")
     names, channels, kinds, times = [], [], [], []
     spike_dir = folder / "spiking_data"
-    files = sorted(spike_dir.glob("*.npy"), key=_spike_sort_key) if spike_dir.is_dir() else []
+    files = (
+        sorted(spike_dir.glob("*.npy"), key=lambda p: unit_order(p.name))
+        if spike_dir.is_dir()
+        else []
+    )
     for path in files:
         match = SPIKE_FILE.match(path.name)
         if not match:
@@ -282,11 +286,11 @@ def read_session(folder: str | Path) -> Session:
     )
 
 
-def _spike_sort_key(path: Path) -> tuple[Any, ...]:
-    match = SPIKE_FILE.match(path.name)
-    if not match:
-        return (1 << 30, path.name, 0)
-    return (int(match.group(1)), match.group(2), int(match.group(3)))
+def unit_order(name: str) -> tuple[int, str]:
+    """epiphyte's order of a session's units (its unit ids count in it): by channel, then by
+    the rest of the name as text (MU1 < MUA1 < SU1 < SU10 < SU2)."""
+    match = re.match(r"^CSC(\d+)_(.*?)(?:\.npy)?$", name)
+    return (int(match.group(1)), match.group(2)) if match else (1 << 30, name)
 
 
 def _one(folder: Path, pattern: str) -> Path | None:
@@ -325,7 +329,7 @@ def _fields(path: Path, number: int, line: str, kinds: Sequence[type]) -> list[A
             raise ValueError
         return [kind(part) for kind, part in zip(kinds, parts, strict=True)]
     except ValueError:
-        raise InputError(path, f"line {number}: {line.strip()!r} does not parse") from None
+        raise InputError(path, f"line {number}: {' '.join(parts)!r} does not parse") from None
 
 
 def read_daq_log(path: Path) -> DAQLog:
@@ -365,7 +369,7 @@ def read_watchlog(path: Path) -> WatchLog:
             continue
         label, value, word, time = _fields(path, number, line, (str, float, str, int))
         if (label, word) != ("pts", "time"):
-            raise InputError(path, f"line {number}: {stripped!r} does not parse")
+            raise InputError(path, f"line {number}: {' '.join(stripped.split())!r} does not parse")
         pts.append(value)
         cpu.append(time)
         if pending is not None:

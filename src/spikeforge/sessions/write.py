@@ -33,6 +33,7 @@ from spikeforge.core.files import atomic_directory
 from spikeforge.core.seeding import rng
 from spikeforge.io.pickled_npy import StreamedArray, save_dict
 from spikeforge.sessions import draws, stimulus
+from spikeforge.sessions.read import unit_order
 from spikeforge.sessions.spec import (
     FRAME_S,
     LFP_RATE_HZ,
@@ -72,7 +73,7 @@ class Unit:
     gain: float
 
     def mean_waveform(self) -> np.ndarray:
-        return -self.amplitude_uv * draws.spike_shape(self.width)
+        return self.amplitude_uv * draws.spike_shape(self.width)
 
 
 def draw_units(spec: SessionSpec) -> list[Unit]:
@@ -105,7 +106,7 @@ def draw_units(spec: SessionSpec) -> list[Unit]:
                 label=label,
                 gain=gain,
             ))  # fmt: skip
-    return units
+    return sorted(units, key=lambda u: unit_order(u.name))
 
 
 def draw_labels(spec: SessionSpec) -> list[stimulus.Label]:
