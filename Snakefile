@@ -17,6 +17,9 @@
 #   results/{split}/mat/shard_{k}/sample_{i}.mat eeg: per-sample MAT layout
 #   results/deepsif/{split}_sample_*.{mat,h5}    eeg: DeepSIF's loader format
 #   results/paired/{cell}/                       paired: train/, test/, metadata, templates
+#   results/sessions/patient_data/{p}/session_{n}/   sessions: spikes, LFP, events, DAQ and
+#                                                watch logs in epiphyte's layout
+#   results/sessions/movie_annotation/           sessions: the movie's label files
 #   results/spiketrains/{source}/{item}/         spiketrains: {raster,ragged,group,paired}.h5,
 #                                                units.nwb, units.mat, phy/ (one job per format)
 #   resources/demo/...                           generated inputs (demo head model, mocks)
@@ -48,6 +51,11 @@ if EEG:
 if PAIRED:
 
     include: "workflow/rules/paired.smk"
+
+
+if SESSIONS:
+
+    include: "workflow/rules/sessions.smk"
 
 
 if SPIKETRAINS:

@@ -117,9 +117,10 @@ def test_demo_config_counts(tmp_path):
     assert counts["mock_raw_nmm"] == counts["extract_clips"] == 8
     assert counts["synthesize_shard"] == 4 + 1  # 1,600 train and 200 test samples, 512 a shard
     assert counts["convert_cell"] == counts["mock_spe1_cell"] == 2
-    # two cells' ground-truth units in seven spike-train formats
-    assert [counts[f"export_{f}"] for f in FORMATS] == [2] * 7
-    assert sum(counts.values()) == 38 + 14
+    assert counts["mock_session"] == counts["movie_annotation"] == 1
+    # two cells' ground-truth units and one session's units in seven spike-train formats
+    assert [counts[f"export_{f}"] for f in FORMATS] == [3] * 7
+    assert sum(counts.values()) == 38 + 2 + 21
 
 
 def test_plan_settings_are_the_splits_own(tmp_path):

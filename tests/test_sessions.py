@@ -454,3 +454,25 @@ def test_bad_input_names_the_file_and_the_problem(tmp_path):
         InputError, match=r"CSC12_SU1\.npy: cannot be read as an \.npy dict: .*truncated"
     ):
         read_session(folder)
+
+
+def test_session_units_keep_their_waveforms_and_channels_through_phy_and_nwb(session, tmp_path):
+    from spikeforge.spiketrains.formats import read_spiketrains, write_spiketrains
+
+    trains = session.to_spiketrains()
+    options = {"time_unit": "s", "raster_bin_ms": 1.0, "metadata": session.nwb_metadata()}
+    for fmt, name in (("phy", "phy"), ("nwb", "units.nwb")):
+        write_spiketrains(trains, tmp_path / name, fmt, options)
+        loaded = read_spiketrains(tmp_path / name, fmt)
+        assert loaded.unit_ids.tolist() == session.unit_names, fmt
+        assert np.array_equal(loaded.times_in("samples"), trains.times), fmt
+        assert np.array_equal(loaded.unit_properties["peak_channel"], session.unit_channels - 1), (
+            fmt
+        )
+        assert np.allclose(
+            loaded.unit_properties["waveform_mean"], session.waveform_stats[0], atol=1e-4
+        ), fmt
+    templates = np.load(tmp_path / "phy" / "templates.npy")
+    assert templates.shape == (trains.n_units, 64, len(SPEC.channel_names))
+    # each template lies on its unit's own channel only
+    assert np.array_equal(np.abs(templates).max(axis=1).argmax(axis=1), session.unit_channels - 1)

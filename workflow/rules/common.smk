@@ -25,7 +25,7 @@ RUN, PROBLEMS = start_run(
 )
 if PROBLEMS:
     fail(*PROBLEMS)
-EEG, PAIRED, SPIKETRAINS = RUN.eeg, RUN.paired, RUN.spiketrains
+EEG, PAIRED, SESSIONS, SPIKETRAINS = RUN.eeg, RUN.paired, RUN.sessions, RUN.spiketrains
 if workflow.is_main_process:
     for warning in RUN.warnings:
         print(f"spikeforge: warning: {warning}", file=sys.stderr)
@@ -42,7 +42,9 @@ wildcard_constraints:
     region=r"\d+",
     iteration=r"\d+",
     cell=r"[A-Za-z0-9_.-]+",
-    source="paired|files",
+    source="paired|sessions|files",
+    patient=r"\d+",
+    session=r"\d+",
     item=r"[A-Za-z0-9_.-]+",
 
 

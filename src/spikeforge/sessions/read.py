@@ -187,6 +187,7 @@ class Session:
             "species": "Homo sapiens",
             "age": "P18Y/",
             "device": "microwires",
+            "location": "medial temporal lobe",
         }
 
 

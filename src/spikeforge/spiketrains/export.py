@@ -14,26 +14,35 @@ from spikeforge.spiketrains.sources import from_paired_cell
 log = logging.getLogger(__name__)
 
 
-def load_source(settings: Mapping[str, Any], inputs: Mapping[str, str]) -> SpikeTrains:
-    """The item's spike trains: a converted paired cell, or a file the config names."""
+def load_source(
+    settings: Mapping[str, Any], inputs: Mapping[str, str]
+) -> tuple[SpikeTrains, dict[str, Any]]:
+    """The item's spike trains (a converted paired cell, a generated session, or a file the
+    config names) and what the item says of itself for NWB (a session: its patient, start
+    time and species)."""
     if settings["source"] == "paired":
-        return from_paired_cell(Path(inputs["metadata"]).parent)
+        return from_paired_cell(Path(inputs["metadata"]).parent), {}
+    if settings["source"] == "sessions":
+        from spikeforge.sessions.read import read_session
+
+        session = read_session(inputs["session"])
+        return session.to_spiketrains(), session.nwb_metadata()
     return read_spiketrains(
         inputs["spiketrains"],
         settings.get("format"),
         sampling_frequency=settings.get("sampling_frequency"),
         time_unit=settings.get("file_time_unit"),
-    )
+    ), {}
 
 
 def export_item(
     settings: Mapping[str, Any], inputs: Mapping[str, str], fmt: str, output: str
 ) -> None:
-    trains = load_source(settings, inputs)
+    trains, own_metadata = load_source(settings, inputs)
     options = {
         "time_unit": settings["time_unit"],
         "raster_bin_ms": settings["raster_bin_ms"],
-        "metadata": settings["nwb"],
+        "metadata": {**settings["nwb"], **own_metadata},
     }
     write_spiketrains(trains, output, fmt, options)
     log.info(

@@ -164,10 +164,11 @@ def _write_nwb(
         nwbfile.add_electrode_column(name="channel_name", description="the channel's id")
         positions = np.zeros((n_channels, 2)) if positions is None else np.asarray(positions)
         names = np.arange(n_channels) if channel_ids is None else np.asarray(channel_ids)
+        locations = recording.get("channel_locations")
         for row in range(n_channels):
             nwbfile.add_electrode(
                 group=group,
-                location=meta["location"],
+                location=meta["location"] if locations is None else str(locations[row]),
                 rel_x=float(positions[row, 0]),
                 rel_y=float(positions[row, 1]),
                 channel_name=str(names[row]),
@@ -336,6 +337,10 @@ def _from_nwbfile(nwbfile: Any) -> SpikeTrains:
                 if all(n.isdigit() for n in names)
                 else np.array(names)
             )
+        if "location" in table:
+            locations = np.array([str(n) for n in electrodes["location"].data[:]])
+            if np.unique(locations).size > 1:
+                recording["channel_locations"] = locations
     # Times on the sample grid come back as samples (exact); others stay seconds.
     times = samples_from_seconds(seconds, start, rate) if rate is not None else None
     if times is None:

@@ -42,18 +42,32 @@ def can_read(path: str | Path) -> bool:
     return path.is_dir() and all((path / name).is_file() for name in _REQUIRED)
 
 
-def _has_waveforms(trains: SpikeTrains, n_channels: int) -> bool:
+def _template_kind(trains: SpikeTrains, n_channels: int) -> str:
+    """What templates.npy holds: the units' waveform_mean over all channels, their
+    single-channel waveform_mean [units, samples] on the peak channel, or a placeholder."""
     mean = trains.unit_properties.get("waveform_mean")
-    return mean is not None and mean.ndim == 3 and mean.shape[2] == n_channels
+    peak = trains.unit_properties.get("peak_channel")
+    if mean is not None and mean.ndim == 3 and mean.shape[2] == n_channels:
+        return "waveform_mean"
+    if mean is not None and mean.ndim == 2 and peak is not None and np.isfinite(mean).all():
+        return "waveform_mean_on_peak"
+    return "placeholder"
 
 
 def _templates(trains: SpikeTrains, n_channels: int) -> np.ndarray:
-    if _has_waveforms(trains, n_channels):
-        return np.ascontiguousarray(trains.unit_properties["waveform_mean"], dtype=np.float32)
-    templates = np.zeros((trains.n_units, PLACEHOLDER_SAMPLES, n_channels), np.float32)
+    kind = _template_kind(trains, n_channels)
+    mean = trains.unit_properties.get("waveform_mean")
+    if kind == "waveform_mean":
+        return np.ascontiguousarray(mean, dtype=np.float32)
     peak = trains.unit_properties.get("peak_channel")
     channels = np.zeros(trains.n_units, np.int64) if peak is None else peak.astype(np.int64)
-    templates[np.arange(trains.n_units), PLACEHOLDER_SAMPLES // 2, channels] = -1.0
+    units = np.arange(trains.n_units)
+    if kind == "waveform_mean_on_peak":
+        templates = np.zeros((trains.n_units, mean.shape[1], n_channels), np.float32)
+        templates[units, :, channels] = mean
+        return templates
+    templates = np.zeros((trains.n_units, PLACEHOLDER_SAMPLES, n_channels), np.float32)
+    templates[units, PLACEHOLDER_SAMPLES // 2, channels] = -1.0
     return templates
 
 
@@ -144,6 +158,8 @@ def write_phy(
         n_channels = positions.shape[0]
     elif mean is not None and mean.ndim == 3:
         n_channels = mean.shape[2]
+    elif recording.get("channel_ids") is not None:
+        n_channels = len(recording["channel_ids"])
     else:
         n_channels = int(peak.max()) + 1 if peak is not None and peak.size else 1
     if positions is None:
@@ -197,7 +213,7 @@ def write_phy(
             "cluster_ids": clusters.tolist(),
             "start_time": trains.start_time,
             "duration": trains.duration,
-            "templates": "waveform_mean" if _has_waveforms(trains, n_channels) else "placeholder",
+            "templates": _template_kind(trains, n_channels),
         }
         (staging / "spikeforge.json").write_text(json.dumps(sidecar, indent=1) + "\n")
 
@@ -287,10 +303,16 @@ def _read(folder: Path, sampling_frequency: float | None) -> SpikeTrains:
     properties: dict[str, np.ndarray] = {}
     if groups:
         properties["quality"] = np.array([groups.get(int(c), "unsorted") for c in cluster_ids])
-    if sidecar.get("templates") == "waveform_mean" and (folder / "templates.npy").is_file():
+    kind = sidecar.get("templates")
+    if kind in ("waveform_mean", "waveform_mean_on_peak") and (folder / "templates.npy").is_file():
         templates = _load(folder, "templates.npy")
         if templates.shape[0] >= unit_ids.size:
-            properties["waveform_mean"] = templates[: unit_ids.size]
+            templates = templates[: unit_ids.size]
+            if kind == "waveform_mean_on_peak":
+                peak = np.abs(templates).max(axis=1).argmax(axis=1)
+                templates = templates[np.arange(unit_ids.size), :, peak]
+                properties["peak_channel"] = peak.astype(np.int64)
+            properties["waveform_mean"] = templates
     recording: dict[str, Any] = {}
     if (folder / "channel_positions.npy").is_file():
         recording["channel_positions"] = _load(folder, "channel_positions.npy")

@@ -9,7 +9,7 @@ from typing import Any
 
 from spikeforge.core.errors import InputError
 from spikeforge.io.mat import mat_variable_shape
-from spikeforge.workflow.layout import EEGLayout, PairedLayout, SpikeTrainsLayout
+from spikeforge.workflow.layout import EEGLayout, PairedLayout, SessionsLayout, SpikeTrainsLayout
 
 
 def problem(key: str, text: str) -> str:
@@ -208,8 +208,8 @@ def spiketrain_problems(layout: SpikeTrainsLayout) -> list[str]:
     if not layout.items():
         return [problem(
             "spiketrains.sources",
-            "nothing to export: enable the paired chain (with sources.paired) or name files "
-            "under sources.files",
+            "nothing to export: enable the paired chain (with sources.paired) or the sessions "
+            "chain (with sources.sessions), or name files under sources.files",
         )]  # fmt: skip
     found = []
     for name, spec in cfg["sources"]["files"].items():
@@ -230,3 +230,14 @@ def spiketrain_problems(layout: SpikeTrainsLayout) -> list[str]:
     except ValueError as error:
         found.append(problem("spiketrains.nwb.session_start_time", str(error)))
     return found
+
+
+def session_problems(layout: SessionsLayout) -> list[str]:
+    """Settings no mock session can satisfy (the first session's spec stands for all)."""
+    sessions = layout.sessions()
+    if not sessions:
+        return [problem("sessions.patients", "list at least one patient with sessions")]
+    patients = [p["patient"] for p in layout.cfg["patients"]]
+    if len(set(patients)) != len(patients):
+        return [problem("sessions.patients", "a patient is listed twice")]
+    return [problem(key, text) for key, text in layout.spec(*sessions[0]).problems()]

@@ -443,17 +443,61 @@ class PairedLayout:
         return {rule: n for rule, n in counts.items() if n}
 
 
+class SessionsLayout:
+    """The mock-session chain of a run: one job per (patient, session), the movie's labels."""
+
+    def __init__(self, cfg: Mapping[str, Any], seed: int, folders: RunFolders) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.folders = folders
+        self.root = f"{folders.results}/sessions"
+        self.session = f"{self.root}/patient_data/{{patient}}/session_{{session}}"
+        self.annotation = f"{self.root}/movie_annotation"
+        self.logs = {
+            "mock_session": f"{folders.logs}/sessions/patient_{{patient}}_session_{{session}}.log",
+            "movie_annotation": f"{folders.logs}/sessions/movie_annotation.log",
+        }
+
+    def sessions(self) -> list[tuple[int, int]]:
+        return [(int(p["patient"]), int(s)) for p in self.cfg["patients"] for s in p["sessions"]]
+
+    def spec(self, patient: int | str, session: int | str) -> Any:
+        from spikeforge.sessions.spec import spec_from_config
+
+        return spec_from_config(self.cfg, int(patient), int(session), self.seed)
+
+    def item(self, patient: int, session: int) -> str:
+        """The session's name as a spike-train export item."""
+        return f"patient_{patient}_session_{session}"
+
+    def folder_of_item(self, item: str) -> str:
+        _, patient, _, session = item.split("_")
+        return path(self.session, patient=patient, session=session)
+
+    def targets(self) -> list[str]:
+        folders = [path(self.session, patient=p, session=s) for p, s in self.sessions()]
+        return folders + [self.annotation]
+
+    def job_counts(self) -> dict[str, int]:
+        return {"mock_session": len(self.sessions()), "movie_annotation": 1}
+
+
 class SpikeTrainsLayout:
     """The spike-train exports of a run: (source, item) pairs, one job per format each."""
 
     def __init__(
-        self, cfg: Mapping[str, Any], folders: RunFolders, paired: PairedLayout | None
+        self,
+        cfg: Mapping[str, Any],
+        folders: RunFolders,
+        paired: PairedLayout | None,
+        sessions: SessionsLayout | None = None,
     ) -> None:
         from spikeforge.spiketrains.formats import output_name
 
         self.cfg = cfg
         self.folders = folders
         self.paired = paired
+        self.sessions = sessions
         root = f"{folders.results}/spiketrains/{{source}}/{{item}}"
         self.outputs = {fmt: f"{root}/{output_name(fmt)}" for fmt in self.formats}
         self.logs = {
@@ -465,17 +509,23 @@ class SpikeTrainsLayout:
         return list(self.cfg["formats"])
 
     def items(self) -> list[tuple[str, str]]:
-        """(source, item) of every export: the paired chain's cells, then the named files."""
+        """(source, item) of every export: the paired chain's cells, the generated sessions,
+        then the named files."""
         found = []
         if self.cfg["sources"]["paired"] and self.paired is not None:
             found += [("paired", cell) for cell in self.paired.cells]
+        if self.cfg["sources"]["sessions"] and self.sessions is not None:
+            found += [("sessions", self.sessions.item(*ps)) for ps in self.sessions.sessions()]
         found += [("files", name) for name in self.cfg["sources"]["files"]]
         return found
 
     def inputs(self, source: str, item: str) -> dict[str, str]:
-        """What one export job reads: the converted cell's outputs, or the named file."""
+        """What one export job reads: the converted cell's outputs, the session's folder, or
+        the named file."""
         if source == "paired" and self.paired is not None:
             return {name: path(p, cell=item) for name, p in self.paired.outputs.items()}
+        if source == "sessions" and self.sessions is not None:
+            return {"session": self.sessions.folder_of_item(item)}
         return {"spiketrains": self.cfg["sources"]["files"][item]["path"]}
 
     def settings(self, source: str, item: str) -> dict[str, Any]:

@@ -57,3 +57,15 @@ def paired_mem_mb(paired: PairedLayout, rule: str, threads: int = 1) -> int:
         patch = paired.cfg["mock"]["duration_s"] * 50_024 * 8 * 3
         return PYTHON_MB + _mb(MARGIN * (patch + 300e6))
     return PYTHON_MB + 600
+
+
+def session_mem_mb(cfg: dict, threads: int) -> int:
+    """Memory of a mock-session job: per thread, the spike times of the fastest possible unit
+    (three float64/int64 copies) and a chunk of waveforms and of LFP; nothing grows with the
+    number of units, and the LFP is streamed."""
+    from spikeforge.sessions.write import LFP_CHUNK, WAVEFORM_CHUNK
+
+    dead_time_s = cfg["dead_time_ms"] / 1000.0
+    most_spikes = float(cfg["duration_s"]) * 0.5 / dead_time_s
+    per_thread = 3 * 8 * most_spikes + 3 * WAVEFORM_CHUNK * 64 * 4 + 40 * LFP_CHUNK
+    return PYTHON_MB + _mb(MARGIN * max(1, threads) * per_thread)

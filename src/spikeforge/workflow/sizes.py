@@ -9,12 +9,15 @@ fewer) and a source patch at PATCH_REGIONS regions.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from spikeforge.eeg.clips import CLIP_SAMPLES
 from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS, RAW_FS
 from spikeforge.paired.spe1 import NPX_CHANNELS, NPX_SAMPLING_HZ, check_npx_binary, find_cell_files
-from spikeforge.workflow.layout import EEGLayout, PairedLayout, SpikeTrainsLayout
+from spikeforge.workflow.layout import EEGLayout, PairedLayout, SessionsLayout, SpikeTrainsLayout
 
 SECONDS_PER_CLIP = 2.0
 PATCH_REGIONS = 20
@@ -122,11 +125,36 @@ def spiketrain_bytes(layout: SpikeTrainsLayout) -> dict[str, int]:
             per_format = NPX_CHANNELS * 90 * FLOAT32 * 2
             raster = int(seconds * 1000.0 / layout.cfg["raster_bin_ms"])
             total += per_format * len(formats) + (raster if "hdf5_raster" in formats else 0)
+        elif source == "sessions" and layout.sessions is not None:
+            units, spikes = session_units_and_spikes(layout.sessions.cfg)
+            seconds = float(layout.sessions.cfg["duration_s"])
+            raster = int(units * seconds * 1000.0 / layout.cfg["raster_bin_ms"])
+            per_format = spikes * 8 + units * 64 * FLOAT32 * 2
+            total += per_format * len(formats) + (raster if "hdf5_raster" in formats else 0)
         else:
             target = Path(layout.cfg["sources"]["files"][item]["path"])
             files = [target] if target.is_file() else list(target.glob("*"))
             total += sum(f.stat().st_size for f in files if f.is_file()) * len(formats)
     return {"spike trains": total}
+
+
+def session_units_and_spikes(cfg: Mapping[str, Any]) -> tuple[float, float]:
+    """Expected units and spikes of one mock session (the mean of the lognormal rates)."""
+    low, high = cfg["units_per_channel"]
+    units = len(cfg["regions"]) * cfg["channels_per_region"] * (low + high) / 2
+    mean_rate = cfg["rate_median_hz"] * math.exp(cfg["rate_sigma"] ** 2 / 2)
+    return units, units * mean_rate * float(cfg["duration_s"])
+
+
+def session_bytes(layout: SessionsLayout) -> dict[str, int]:
+    """Estimated bytes of the sessions: per spike its time and 64 float32 samples, the LFP
+    channels (float64 times, float32 samples), one watchlog line per frame."""
+    cfg = layout.cfg
+    _, spikes = session_units_and_spikes(cfg)
+    lfp = len(cfg["lfp"]["channels"]) * float(cfg["duration_s"]) * 1000 * 12
+    logs = cfg["movie"]["duration_s"] * 25 * 40
+    per_session = spikes * (8 + 64 * FLOAT32) + lfp + logs
+    return {"sessions": int(per_session * len(layout.sessions()))}
 
 
 def gigabytes(n_bytes: int) -> str:

@@ -15,9 +15,15 @@ from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
 from spikeforge.workflow import checks, sizes
 from spikeforge.workflow.config import SCHEMA, config_problems, fill_defaults, load_schema
-from spikeforge.workflow.layout import EEGLayout, PairedLayout, RunFolders, SpikeTrainsLayout
+from spikeforge.workflow.layout import (
+    EEGLayout,
+    PairedLayout,
+    RunFolders,
+    SessionsLayout,
+    SpikeTrainsLayout,
+)
 
-CHAINS = ("eeg", "paired", "spiketrains")
+CHAINS = ("eeg", "paired", "sessions", "spiketrains")
 RUN_RECORD = "run.json"
 
 
@@ -28,6 +34,7 @@ class Run:
     folders: RunFolders
     eeg: EEGLayout | None = None
     paired: PairedLayout | None = None
+    sessions: SessionsLayout | None = None
     spiketrains: SpikeTrainsLayout | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -36,7 +43,12 @@ class Run:
         return Path(self.folders.results) / RUN_RECORD
 
     def chains(self) -> list[tuple[str, Any]]:
-        layouts = (("eeg", self.eeg), ("paired", self.paired), ("spiketrains", self.spiketrains))
+        layouts = (
+            ("eeg", self.eeg),
+            ("paired", self.paired),
+            ("sessions", self.sessions),
+            ("spiketrains", self.spiketrains),
+        )
         return [(name, layout) for name, layout in layouts if layout is not None]
 
     def targets(self) -> list[str]:
@@ -54,6 +66,8 @@ class Run:
             by_chain["eeg"] = sizes.eeg_bytes(self.eeg)
         if self.paired is not None:
             by_chain["paired"] = sizes.paired_bytes(self.paired)
+        if self.sessions is not None:
+            by_chain["sessions"] = sizes.session_bytes(self.sessions)
         if self.spiketrains is not None:
             by_chain["spiketrains"] = sizes.spiketrain_bytes(self.spiketrains)
         return by_chain
@@ -62,14 +76,16 @@ class Run:
         """Every problem of the config and its inputs, one line each."""
         if not self.chains():
             return [
-                "config: no chain is enabled (set eeg.enabled, paired.enabled or "
-                "spiketrains.enabled to true)"
+                "config: no chain is enabled (set eeg.enabled, paired.enabled, "
+                "sessions.enabled or spiketrains.enabled to true)"
             ]
         found = self.ownership_problems()
         if self.eeg is not None:
             found += checks.eeg_problems(self.eeg)
         if self.paired is not None:
             found += checks.paired_problems(self.paired)
+        if self.sessions is not None:
+            found += checks.session_problems(self.sessions)
         if self.spiketrains is not None:
             found += checks.spiketrain_problems(self.spiketrains)
         if found:
@@ -149,8 +165,12 @@ def start_run(
         run.eeg = EEGLayout(config["eeg"], config["seed"], folders)
     if config["paired"]["enabled"]:
         run.paired = PairedLayout(config["paired"], config["seed"], folders)
+    if config["sessions"]["enabled"]:
+        run.sessions = SessionsLayout(config["sessions"], config["seed"], folders)
     if config["spiketrains"]["enabled"]:
-        run.spiketrains = SpikeTrainsLayout(config["spiketrains"], folders, run.paired)
+        run.spiketrains = SpikeTrainsLayout(
+            config["spiketrains"], folders, run.paired, run.sessions
+        )
     for chain in CHAINS:
         if given[chain] and not config[chain]["enabled"]:
             run.warnings.append(
