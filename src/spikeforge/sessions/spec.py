@@ -7,6 +7,7 @@ played at 25 frames per second (0.04 s a frame); TTL pings cycle through 1, 2, 4
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,7 +97,7 @@ class SessionSpec:
     @property
     def dead_time_samples(self) -> int:
         """The dead time on the spike grid (rounded up, so no interval is shorter)."""
-        return max(1, -(-int(round(self.dead_time_ms * SPIKE_RATE_HZ * 1000)) // 1_000_000))
+        return max(1, math.ceil(round(self.dead_time_ms * SPIKE_RATE_HZ / 1000, 9)))
 
     @property
     def max_rate_hz(self) -> float:

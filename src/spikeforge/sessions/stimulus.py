@@ -19,6 +19,7 @@ a skip (the patient seeks) makes the movie time jump forwards or back between tw
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,14 +170,26 @@ def daq_log_text(pings: Pings) -> str:
     return header + "".join(f"{a}\t{b}\t{c}\t{d}\n" for a, b, c, d in rows.tolist())
 
 
+def watchlog_blocks(playback: Playback, frames_per_block: int = 16_384) -> Iterator[str]:
+    """The watchlog's text, a block of frames at a time (the movie file's name first; a
+    pause's two lines after the frame it follows)."""
+    yield MOVIE_FILE + "\n"
+    pauses = set(playback.pause_after.tolist())
+    pts, cpu = playback.pts, playback.cpu_us
+    for first in range(0, pts.size, frames_per_block):
+        stop = min(pts.size, first + frames_per_block)
+        lines = []
+        for k, (p, t) in enumerate(
+            zip(pts[first:stop].tolist(), cpu[first:stop].tolist(), strict=True), first
+        ):
+            lines.append(f"pts\t{p:.2f}\ttime\t{t}\n")
+            if k in pauses:
+                lines.append("Pausing\nContinuing\tafter\tpause\n")
+        yield "".join(lines)
+
+
 def watchlog_text(playback: Playback) -> str:
-    lines = [
-        f"pts\t{p:.2f}\ttime\t{t}\n"
-        for p, t in zip(playback.pts.tolist(), playback.cpu_us.tolist(), strict=True)
-    ]
-    for after in sorted(playback.pause_after.tolist(), reverse=True):
-        lines.insert(after + 1, "Pausing\nContinuing\tafter\tpause\n")
-    return MOVIE_FILE + "\n" + "".join(lines)
+    return "".join(watchlog_blocks(playback))
 
 
 # --------------------------------------------------------------------------------- labels

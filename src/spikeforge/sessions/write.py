@@ -296,7 +296,8 @@ def _write_logs(spec: SessionSpec, timeline: Timeline, staging: Path) -> None:
     daq.write_text(stimulus.daq_log_text(pings))
     (staging / "watchlogs").mkdir()
     watchlog = staging / "watchlogs" / f"ffplay-watchlog-{stimulus.stamp(playback.cpu_us[0])}.log"
-    watchlog.write_text(stimulus.watchlog_text(playback))
+    with open(watchlog, "w") as handle:
+        handle.writelines(stimulus.watchlog_blocks(playback))
 
 
 def _truth(
