@@ -20,6 +20,10 @@
 #   results/sessions/patient_data/{p}/session_{n}/   sessions: spikes, LFP, events, DAQ and
 #                                                watch logs in epiphyte's layout
 #   results/sessions/movie_annotation/           sessions: the movie's label files
+#   results/cortical/{variant}/image_ids/image_ids_{sheet}_{part}.npy    cortical: per part,
+#   results/cortical/{variant}/neuron_ids/neuron_ids_{sheet}_{part}.npy  the images, neurons
+#   results/cortical/{variant}/spikes/{sheet}/spikes_[trial_{i}_]{sheet}_{part}.npz   and
+#                                                CSR spike counts (windows/{sheet}/ likewise)
 #   results/spiketrains/{source}/{item}/         spiketrains: {raster,ragged,group,paired}.h5,
 #                                                units.nwb, units.mat, phy/ (one job per format)
 #   resources/demo/...                           generated inputs (demo head model, mocks)
@@ -56,6 +60,11 @@ if PAIRED:
 if SESSIONS:
 
     include: "workflow/rules/sessions.smk"
+
+
+if CORTICAL:
+
+    include: "workflow/rules/cortical.smk"
 
 
 if SPIKETRAINS:

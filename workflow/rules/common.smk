@@ -25,7 +25,8 @@ RUN, PROBLEMS = start_run(
 )
 if PROBLEMS:
     fail(*PROBLEMS)
-EEG, PAIRED, SESSIONS, SPIKETRAINS = RUN.eeg, RUN.paired, RUN.sessions, RUN.spiketrains
+EEG, PAIRED, SESSIONS, CORTICAL = RUN.eeg, RUN.paired, RUN.sessions, RUN.cortical
+SPIKETRAINS = RUN.spiketrains
 if workflow.is_main_process:
     for warning in RUN.warnings:
         print(f"spikeforge: warning: {warning}", file=sys.stderr)
@@ -44,6 +45,9 @@ wildcard_constraints:
     cell=r"[A-Za-z0-9_.-]+",
     source="paired|sessions|files",
     patient=r"\d+",
+    variant="train|test",
+    sheet="|".join(CORTICAL.sheet_folders()) if CORTICAL else "(?!)",
+    part=r"\d+",
     session=r"\d+",
     item=r"[A-Za-z0-9_.-]+",
 

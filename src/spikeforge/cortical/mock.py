@@ -206,3 +206,11 @@ def truth(spec: MockSpec, part: int, sheet: str, trial: int) -> dict[str, Any]:
         "blank": [draw_segment(spec, part, sheet, trial, k, True) for k in range(spec.images)],
         "image": [draw_segment(spec, part, sheet, trial, k, False) for k in range(spec.images)],
     }
+
+
+def write_parts(spec: MockSpec, root: str | Path, parts: list[int]) -> list[Path]:
+    """A variant's mock parts, in one folder that appears only when all are written."""
+    with atomic_directory(root) as staging:
+        for part in parts:
+            write_part(spec, staging, part)
+    return [Path(root) / folder_name(part, spec.images) for part in parts]

@@ -4,12 +4,19 @@ functions over the layouts, so they are tested without Snakemake."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from spikeforge.core.errors import InputError
 from spikeforge.io.mat import mat_variable_shape
-from spikeforge.workflow.layout import EEGLayout, PairedLayout, SessionsLayout, SpikeTrainsLayout
+from spikeforge.workflow.layout import (
+    CorticalLayout,
+    EEGLayout,
+    PairedLayout,
+    SessionsLayout,
+    SpikeTrainsLayout,
+)
 
 
 def problem(key: str, text: str) -> str:
@@ -241,3 +248,42 @@ def session_problems(layout: SessionsLayout) -> list[str]:
     if len(set(patients)) != len(patients):
         return [problem("sessions.patients", "a patient is listed twice")]
     return [problem(key, text) for key, text in layout.spec(*sessions[0]).problems()]
+
+
+def cortical_problems(layout: CorticalLayout) -> list[str]:
+    """Variants without parts, part folders without a datastore, windows that do not fit."""
+    from spikeforge.cortical.mozaik import RECORDINGS
+
+    cfg = layout.cfg
+    if not layout.variants():
+        what = "mock.train_parts or mock.test_parts" if layout.source == "mock" else "a root"
+        return [problem("cortical", f"no variant to export: give train or test {what}")]
+    try:
+        parts = layout.parts
+    except InputError as error:
+        return [str(error)]
+    found = []
+    for variant, found_parts in parts.items():
+        if not found_parts:
+            found.append(
+                problem(f"cortical.{variant}", f"no parts found in {layout.variant_root(variant)}")
+            )
+        if layout.source == "datastore":
+            found += [
+                problem(
+                    f"cortical.{variant}",
+                    f"part {part}: {folder} is not a Mozaik datastore (no {RECORDINGS})",
+                )
+                for part, folder in found_parts.items()
+                if not os.path.isfile(os.path.join(folder, RECORDINGS))
+            ]
+    windows = cfg["windows"]
+    lengths = (windows["bin_ms"], windows["interval_ms"], windows["offset_ms"])
+    if windows["enabled"] and any(length % cfg["bin_ms"] for length in lengths):
+        found.append(
+            problem(
+                "cortical.windows",
+                "interval_ms, offset_ms and bin_ms must be multiples of cortical.bin_ms",
+            )
+        )
+    return found

@@ -482,6 +482,191 @@ class SessionsLayout:
         return {"mock_session": len(self.sessions()), "movie_annotation": 1}
 
 
+class CorticalLayout:
+    """The cortical exports of a run: parts found per variant, one job per (variant, sheet,
+    part). Parts are found from folder or file names only (no datastore is opened), so a dry
+    run over thousands of parts stays fast."""
+
+    VARIANTS = ("train", "test")
+    MOCK_FIRST_PART = {"train": 50_000, "test": 300_000}
+    MOCK_PART_STEP = 100
+
+    def __init__(self, cfg: Mapping[str, Any], seed: int, folders: RunFolders) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.folders = folders
+        self.root = f"{folders.results}/cortical"
+        self.mock_root = _join(folders.resources, "demo", "cortical")
+        self.logs = {
+            "mock_datastores": f"{folders.logs}/cortical/mock_{{variant}}.log",
+            "export": f"{folders.logs}/cortical/{{variant}}/{{sheet}}_{{part}}.log",
+        }
+
+    @property
+    def source(self) -> str:
+        return self.cfg["source"]
+
+    @property
+    def sheets(self) -> list[str]:
+        return list(self.cfg["sheets"])
+
+    def sheet_folders(self) -> list[str]:
+        from spikeforge.cortical.sheets import folder_name
+
+        return [folder_name(s) for s in self.sheets]
+
+    def variants(self) -> list[str]:
+        if self.source == "mock":
+            mock = self.cfg["mock"]
+            counts = {"train": mock["train_parts"], "test": mock["test_parts"]}
+            return [v for v in self.VARIANTS if self.cfg[v]["enabled"] and counts[v]]
+        return [v for v in self.VARIANTS if self.cfg[v]["enabled"] and self.cfg[v]["root"]]
+
+    def trials(self, variant: str) -> int | None:
+        """Trials exported per part (None: a train part, one file without trial_)."""
+        if variant == "train":
+            return None
+        return int(
+            self.cfg["mock"]["test_trials"] if self.source == "mock" else self.cfg["test"]["trials"]
+        )
+
+    def variant_root(self, variant: str) -> str:
+        return f"{self.mock_root}/{variant}" if self.source == "mock" else self.cfg[variant]["root"]
+
+    @cached_property
+    def parts(self) -> dict[str, dict[str, str]]:
+        """variant -> {part id: the datastore folder or HDF5 file}. InputError names the
+        folder when two entries have the same part id or a named part is missing."""
+        from spikeforge.cortical.mock import folder_name as mock_folder
+        from spikeforge.cortical.mozaik import part_id
+
+        found: dict[str, dict[str, str]] = {}
+        for variant in self.variants():
+            root = self.variant_root(variant)
+            if self.source == "mock":
+                mock = self.cfg["mock"]
+                count = mock["train_parts"] if variant == "train" else mock["test_parts"]
+                first = self.MOCK_FIRST_PART[variant]
+                numbers = [first + k * self.MOCK_PART_STEP for k in range(count)]
+                found[variant] = {
+                    str(n): f"{root}/{mock_folder(n, mock['images'])}" for n in numbers
+                }
+                continue
+            found[variant] = self._scan(variant, root, part_id)
+        return found
+
+    def _scan(self, variant: str, root: str, part_id: Any) -> dict[str, str]:
+        import fnmatch
+
+        from spikeforge.core.errors import InputError
+
+        spec = self.cfg[variant]
+        folder = Path(root)
+        if not folder.is_dir():
+            raise InputError(root, "no such folder", key=f"cortical.{variant}.root")
+        parts: dict[str, str] = {}
+        with os.scandir(folder) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith("."))
+        for name in names:
+            if not fnmatch.fnmatch(name, spec["part_pattern"]):
+                continue
+            if self.source == "hdf5":
+                if not name.endswith(".h5"):
+                    continue
+                part = name[: -len(".h5")]
+            else:
+                if ":" not in name:
+                    continue
+                part = part_id(name)
+            if part in parts:
+                raise InputError(
+                    folder / name,
+                    f"part {part} again (also {parts[part]})",
+                    key=f"cortical.{variant}",
+                )
+            parts[part] = str(folder / name)
+        if spec["parts"] is not None:
+            missing = [p for p in spec["parts"] if p not in parts]
+            if missing:
+                raise InputError(
+                    root, f"no part {', '.join(missing)} here", key=f"cortical.{variant}.parts"
+                )
+            parts = {p: parts[p] for p in spec["parts"]}
+        return parts
+
+    def mock_spec(self, variant: str) -> Any:
+        from spikeforge.cortical.mock import MockSpec
+
+        mock = self.cfg["mock"]
+        return MockSpec(
+            neurons={s: int(mock["neurons"][s]) for s in self.sheets if s in mock["neurons"]},
+            images=int(mock["images"]),
+            trials=1 if variant == "train" else int(mock["test_trials"]),
+            blank_ms=float(mock["blank_ms"]),
+            image_ms=float(mock["image_ms"]),
+            seed=self.seed,
+        )
+
+    def inputs(self, variant: str, part: str) -> dict[str, str]:
+        """What an export job reads: its datastore folder or HDF5 file (with the mock, the
+        variant's folder of mock datastores, which one job writes)."""
+        if self.source == "mock":
+            return {"part": self.variant_root(variant)}
+        return {"part": self.parts[variant][part]}
+
+    def outputs(self, variant: str) -> list[str]:
+        """The export rule's outputs for one variant (wildcards {sheet} and {part})."""
+        from spikeforge.cortical.export import output_paths
+
+        paths = output_paths(f"{self.root}/{variant}", "{sheet}", "{part}", self.trials(variant),
+                             self.cfg["windows"]["enabled"])  # fmt: skip
+        return [str(p) for p in paths.values()]
+
+    def settings(self, variant: str, sheet_folder: str, part: str) -> dict[str, Any]:
+        from spikeforge.cortical.sheets import sheet_of_folder
+
+        windows = dict(self.cfg["windows"])
+        enabled = windows.pop("enabled")
+        return {
+            "sheet": sheet_of_folder(sheet_folder),
+            "part": part,
+            "trials": self.trials(variant),
+            "bin_ms": self.cfg["bin_ms"],
+            "images": self.cfg["images"],
+            "compressed": self.cfg["compressed"],
+            "windows": windows if enabled else None,
+            "source": "hdf5" if self.source == "hdf5" else "datastore",
+            "out_root": f"{self.root}/{variant}",
+        }
+
+    def neurons(self, sheet_folder: str) -> int:
+        from spikeforge.cortical.sheets import FULL_SIZES, sheet_of_folder
+
+        sheet = sheet_of_folder(sheet_folder)
+        if self.source == "mock":
+            return int(self.cfg["mock"]["neurons"].get(sheet, 1))
+        return int(self.cfg["neurons"].get(sheet, FULL_SIZES[sheet]))
+
+    def targets(self) -> list[str]:
+        targets = []
+        for variant, parts in self.parts.items():
+            for pattern in self.outputs(variant):
+                targets += [
+                    path(pattern, sheet=sheet, part=part)
+                    for sheet in self.sheet_folders()
+                    for part in parts
+                ]
+        return targets
+
+    def job_counts(self) -> dict[str, int]:
+        counts = {}
+        for variant, parts in self.parts.items():
+            if self.source == "mock":
+                counts["mock_cortical"] = counts.get("mock_cortical", 0) + 1
+            counts[f"export_cortical_{variant}"] = len(parts) * len(self.sheets)
+        return {rule: n for rule, n in counts.items() if n}
+
+
 class SpikeTrainsLayout:
     """The spike-train exports of a run: (source, item) pairs, one job per format each."""
 

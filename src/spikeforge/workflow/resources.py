@@ -5,6 +5,7 @@ room to spare; every job's memory is independent of the recording or dataset len
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from spikeforge.eeg.clips import CLIP_SAMPLES
 from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS, RAW_FS
@@ -69,3 +70,9 @@ def session_mem_mb(cfg: dict, threads: int) -> int:
     most_spikes = float(cfg["duration_s"]) * 0.5 / dead_time_s
     per_thread = 3 * 8 * most_spikes + 3 * WAVEFORM_CHUNK * 64 * 4 + 40 * LFP_CHUNK
     return PYTHON_MB + _mb(MARGIN * max(1, threads) * per_thread)
+
+
+def cortical_mem_mb(layout: Any, sheet_folder: str) -> int:
+    """Memory of one cortical export: one segment's spike trains as stand-ins (about 1 kB a
+    neuron) and a block of keys; independent of the number of images."""
+    return PYTHON_MB + _mb(MARGIN * (layout.neurons(sheet_folder) * 1_500 + 200e6))

@@ -17,7 +17,13 @@ from typing import Any
 from spikeforge.eeg.clips import CLIP_SAMPLES
 from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS, RAW_FS
 from spikeforge.paired.spe1 import NPX_CHANNELS, NPX_SAMPLING_HZ, check_npx_binary, find_cell_files
-from spikeforge.workflow.layout import EEGLayout, PairedLayout, SessionsLayout, SpikeTrainsLayout
+from spikeforge.workflow.layout import (
+    CorticalLayout,
+    EEGLayout,
+    PairedLayout,
+    SessionsLayout,
+    SpikeTrainsLayout,
+)
 
 SECONDS_PER_CLIP = 2.0
 PATCH_REGIONS = 20
@@ -155,6 +161,30 @@ def session_bytes(layout: SessionsLayout) -> dict[str, int]:
     logs = cfg["movie"]["duration_s"] * 25 * 40
     per_session = spikes * (8 + 64 * FLOAT32) + lfp + logs
     return {"sessions": int(per_session * len(layout.sessions()))}
+
+
+def cortical_bytes(layout: CorticalLayout) -> dict[str, int]:
+    """Estimated bytes of the cortical exports: 5 bytes a non-zero bin (int32 column, uint8
+    count) at 5 spikes a second a neuron over 0.712 s a presentation and 100 images a part
+    (the mock's own sizes with the mock); the datastores the mock writes are counted too."""
+    cfg = layout.cfg
+    total = mock = 0
+    images = cfg["mock"]["images"] if layout.source == "mock" else (cfg["images"] or 100)
+    seconds = (
+        (cfg["mock"]["blank_ms"] + cfg["mock"]["image_ms"]) / 1000
+        if layout.source == "mock"
+        else 0.712
+    )
+    for variant, parts in layout.parts.items():
+        trials = layout.trials(variant) or 1
+        for sheet in layout.sheet_folders():
+            spikes = layout.neurons(sheet) * images * seconds * 5.0 * trials
+            total += int(len(parts) * spikes * 5 * (2 if cfg["windows"]["enabled"] else 1))
+            if layout.source == "mock":
+                mock += int(
+                    len(parts) * (spikes * 8 + layout.neurons(sheet) * images * trials * 2 * 250)
+                )
+    return {"spike tensors": total, "mock datastores": mock}
 
 
 def gigabytes(n_bytes: int) -> str:

@@ -16,6 +16,7 @@ from spikeforge.core.files import atomic_path
 from spikeforge.workflow import checks, sizes
 from spikeforge.workflow.config import SCHEMA, config_problems, fill_defaults, load_schema
 from spikeforge.workflow.layout import (
+    CorticalLayout,
     EEGLayout,
     PairedLayout,
     RunFolders,
@@ -23,7 +24,7 @@ from spikeforge.workflow.layout import (
     SpikeTrainsLayout,
 )
 
-CHAINS = ("eeg", "paired", "sessions", "spiketrains")
+CHAINS = ("eeg", "paired", "sessions", "cortical", "spiketrains")
 RUN_RECORD = "run.json"
 
 
@@ -35,6 +36,7 @@ class Run:
     eeg: EEGLayout | None = None
     paired: PairedLayout | None = None
     sessions: SessionsLayout | None = None
+    cortical: CorticalLayout | None = None
     spiketrains: SpikeTrainsLayout | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -47,6 +49,7 @@ class Run:
             ("eeg", self.eeg),
             ("paired", self.paired),
             ("sessions", self.sessions),
+            ("cortical", self.cortical),
             ("spiketrains", self.spiketrains),
         )
         return [(name, layout) for name, layout in layouts if layout is not None]
@@ -68,6 +71,8 @@ class Run:
             by_chain["paired"] = sizes.paired_bytes(self.paired)
         if self.sessions is not None:
             by_chain["sessions"] = sizes.session_bytes(self.sessions)
+        if self.cortical is not None:
+            by_chain["cortical"] = sizes.cortical_bytes(self.cortical)
         if self.spiketrains is not None:
             by_chain["spiketrains"] = sizes.spiketrain_bytes(self.spiketrains)
         return by_chain
@@ -77,7 +82,7 @@ class Run:
         if not self.chains():
             return [
                 "config: no chain is enabled (set eeg.enabled, paired.enabled, "
-                "sessions.enabled or spiketrains.enabled to true)"
+                "sessions.enabled, cortical.enabled or spiketrains.enabled to true)"
             ]
         found = self.ownership_problems()
         if self.eeg is not None:
@@ -86,6 +91,8 @@ class Run:
             found += checks.paired_problems(self.paired)
         if self.sessions is not None:
             found += checks.session_problems(self.sessions)
+        if self.cortical is not None:
+            found += checks.cortical_problems(self.cortical)
         if self.spiketrains is not None:
             found += checks.spiketrain_problems(self.spiketrains)
         if found:
@@ -167,6 +174,8 @@ def start_run(
         run.paired = PairedLayout(config["paired"], config["seed"], folders)
     if config["sessions"]["enabled"]:
         run.sessions = SessionsLayout(config["sessions"], config["seed"], folders)
+    if config["cortical"]["enabled"]:
+        run.cortical = CorticalLayout(config["cortical"], config["seed"], folders)
     if config["spiketrains"]["enabled"]:
         run.spiketrains = SpikeTrainsLayout(
             config["spiketrains"], folders, run.paired, run.sessions
