@@ -120,7 +120,15 @@ def test_demo_config_counts(tmp_path):
     assert counts["mock_session"] == counts["movie_annotation"] == 1
     # two cells' ground-truth units and one session's units in seven spike-train formats
     assert [counts[f"export_{f}"] for f in FORMATS] == [3] * 7
-    assert sum(counts.values()) == 38 + 2 + 21
+    # two sheets of the mock V1 model: 2 train parts and 1 test part each
+    assert counts["mock_cortical"] == 2
+    assert (
+        counts["export_cortical_train_V1_Exc_L4"] == counts["export_cortical_train_V1_Exc_L23"] == 2
+    )
+    assert (
+        counts["export_cortical_test_V1_Exc_L4"] == counts["export_cortical_test_V1_Exc_L23"] == 1
+    )
+    assert sum(counts.values()) == 38 + 2 + 21 + 8
 
 
 def test_plan_settings_are_the_splits_own(tmp_path):

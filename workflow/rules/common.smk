@@ -46,7 +46,6 @@ wildcard_constraints:
     source="paired|sessions|files",
     patient=r"\d+",
     variant="train|test",
-    sheet="|".join(CORTICAL.sheet_folders()) if CORTICAL else "(?!)",
     part=r"\d+",
     session=r"\d+",
     item=r"[A-Za-z0-9_.-]+",

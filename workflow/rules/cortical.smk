@@ -15,42 +15,33 @@ if CORTICAL.source == "mock":
             "../scripts/mock_cortical.py"
 
 
-# One job per (sheet, part) of each variant; on a cluster, group_size of them go together.
-for cortical_variant in CORTICAL.variants():
+# One rule per (variant, sheet), its memory set from the sheet's size; one job per part. The
+# Slurm profile puts these rules in the group "cortical", several jobs per submission. A dry
+# run builds thousands of these jobs: every callable below costs time per job.
+for cortical_variant, cortical_sheet in CORTICAL.rules():
 
     rule:
         name:
-            f"export_cortical_{cortical_variant}"
+            CORTICAL.rule_name(cortical_variant, cortical_sheet)
         input:
-            unpack(
-                lambda wildcards, variant=cortical_variant: CORTICAL.inputs(
-                    variant, wildcards.part
-                )
+            part=lambda wildcards, variant=cortical_variant: CORTICAL.part_input(
+                variant, wildcards.part
             ),
         output:
-            CORTICAL.outputs(cortical_variant),
+            CORTICAL.outputs(cortical_variant, cortical_sheet),
         log:
             path(
                 CORTICAL.logs["export"],
                 variant=cortical_variant,
-                sheet="{sheet}",
+                sheet=cortical_sheet,
                 part="{part}",
             ),
-        group:
-            "cortical"
         conda:
             "../../envs/spikeforge.yaml"
         resources:
-            mem_mb=lambda wildcards: resources.cortical_mem_mb(
-                CORTICAL, wildcards.sheet
-            ),
+            mem_mb=resources.cortical_mem_mb(CORTICAL, cortical_sheet),
         params:
-            settings=lambda wildcards, variant=cortical_variant: CORTICAL.settings(
-                variant, wildcards.sheet, wildcards.part
-            ),
-            part_path=lambda wildcards, variant=cortical_variant: CORTICAL.parts[
-                variant
-            ][wildcards.part],
+            settings=CORTICAL.settings(cortical_variant, cortical_sheet),
             version=SPIKEFORGE_VERSION,
         script:
             "../scripts/export_cortical.py"

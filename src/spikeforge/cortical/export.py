@@ -40,7 +40,7 @@ from spikeforge.cortical.sheets import folder_name
 
 log = logging.getLogger(__name__)
 
-ROWS_PER_BLOCK = 2048
+ROWS_PER_BLOCK = 256
 COPY_CHUNK = 1 << 22
 
 
@@ -133,7 +133,7 @@ class CSRBuilder:
         members = [
             ("indices", self.scratch / "indices", np.dtype(np.int32), (nnz,)),
             ("indptr", indptr.astype(index_dtype), None, None),
-            ("format", np.array("csr"), None, None),
+            ("format", np.array(b"csr"), None, None),
             ("shape", np.array([self.n_rows, self.n_cols], np.int64), None, None),
             ("data", self.scratch / "data", np.dtype(np.uint8), (nnz,)),
         ]
@@ -253,6 +253,7 @@ def export_part(
             f"part {part} has {len(available)} trial(s) of sheet {sheet}; {wanted} asked for",
         )
     paths = output_paths(out_root, sheet, part, trials, windows is not None)
+    Path(out_root).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder_name(sheet)}_{part}.", dir=Path(out_root)))
     try:
         first = None
@@ -283,3 +284,13 @@ def export_part(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths
+
+
+def export_job(settings: Mapping[str, Any], part: str, where: str | Path) -> dict[str, Path]:
+    """A workflow job: the rule's settings, the job's part and its input (the part's
+    datastore or file; with the mock, the folder of the variant's mock datastores)."""
+    if settings.get("mock_images"):
+        from spikeforge.cortical.mock import folder_name as mock_folder
+
+        where = Path(where) / mock_folder(int(part), int(settings["mock_images"]))
+    return export_part({**settings, "part": part}, where, settings["out_root"])

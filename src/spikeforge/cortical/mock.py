@@ -23,7 +23,7 @@ import numpy as np
 
 from spikeforge.core.files import atomic_directory
 from spikeforge.core.seeding import rng
-from spikeforge.cortical.mozaik import RECORDINGS, dumps_like_mozaik
+from spikeforge.cortical.mozaik import RECORDINGS, dumps_like_mozaik, neo_wrapper_class
 from spikeforge.cortical.sheets import SHEETS
 
 # Median rates (Hz) of the model's populations in spontaneous activity: LGN relay cells fire
@@ -108,16 +108,6 @@ def draw_segment(
     return counts, flat
 
 
-class PickledDataStoreNeoWrapper:  # replaced by a neo Segment subclass in _wrapper_class()
-    pass
-
-
-def _wrapper_class() -> type:
-    from neo.core.segment import Segment
-
-    return type("PickledDataStoreNeoWrapper", (Segment,), {"__module__": __name__})
-
-
 class _FastSpikeTrain:
     """Pickles exactly as a neo SpikeTrain does (its __reduce__), without building one."""
 
@@ -166,7 +156,7 @@ def write_part(spec: MockSpec, root: str | Path, part: int) -> Path:
     import neo
 
     folder = Path(root) / folder_name(part, spec.images)
-    wrapper = _wrapper_class()
+    wrapper = neo_wrapper_class()
     starts = first_neuron_ids(spec)
     ids = {s: np.arange(starts[s], starts[s] + int(spec.neurons[s])) for s in starts}
     block = neo.Block(name="mock")

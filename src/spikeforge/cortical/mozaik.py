@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import copyreg
 import datetime as dt
+import functools
 import io
 import pickle
 from collections import OrderedDict
@@ -155,6 +156,14 @@ _PLAIN = {
 }  # fmt: skip
 
 
+@functools.lru_cache(maxsize=1)
+def neo_wrapper_class() -> type:
+    """A neo Segment subclass standing for Mozaik's PickledDataStoreNeoWrapper (real_neo)."""
+    from neo.core.segment import Segment
+
+    return type("PickledDataStoreNeoWrapper", (Segment,), {"__module__": __name__})
+
+
 class _DatastoreUnpickler(pickle.Unpickler):
     def __init__(self, handle: Any, real_neo: bool) -> None:
         super().__init__(handle, encoding="latin1")
@@ -162,11 +171,7 @@ class _DatastoreUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if module == WRAPPER_MODULE and name in WRAPPER_CLASSES:
-            if self.real_neo:
-                from neo.core.segment import Segment
-
-                return type(name, (Segment,), {"__module__": __name__})
-            return WrapperStandIn
+            return neo_wrapper_class() if self.real_neo else WrapperStandIn
         if (module, name) in _NUMPY:
             if module.startswith("numpy.core."):  # numpy 1's path, under numpy 2's name
                 module = "numpy._core." + module[len("numpy.core.") :]

@@ -59,9 +59,10 @@ class DatastorePart(PartSource):
     def __init__(self, folder: str | Path, sheet: str) -> None:
         self.where = Path(folder)
         self.sheet = sheet
+        segments = read_datastore(self.where)
         self.part = part_id(self.where)
         records = [
-            r for r in read_datastore(self.where)
+            r for r in segments
             if r.sheet == sheet and r.stimulus.get("name") == "NaturalImage"
         ]  # fmt: skip
         if not records:

@@ -607,29 +607,36 @@ class CorticalLayout:
             seed=self.seed,
         )
 
-    def inputs(self, variant: str, part: str) -> dict[str, str]:
+    def part_input(self, variant: str, part: str) -> str:
         """What an export job reads: its datastore folder or HDF5 file (with the mock, the
         variant's folder of mock datastores, which one job writes)."""
-        if self.source == "mock":
-            return {"part": self.variant_root(variant)}
-        return {"part": self.parts[variant][part]}
+        return self.variant_root(variant) if self.source == "mock" else self.parts[variant][part]
 
-    def outputs(self, variant: str) -> list[str]:
-        """The export rule's outputs for one variant (wildcards {sheet} and {part})."""
+    def rules(self) -> list[tuple[str, str]]:
+        """(variant, sheet folder name) of each export rule."""
+        return [(v, s) for v in self.variants() for s in self.sheet_folders()]
+
+    @staticmethod
+    def rule_name(variant: str, sheet_folder: str) -> str:
+        return f"export_cortical_{variant}_{sheet_folder}"
+
+    def outputs(self, variant: str, sheet_folder: str) -> list[str]:
+        """An export rule's outputs (wildcard {part})."""
         from spikeforge.cortical.export import output_paths
+        from spikeforge.cortical.sheets import sheet_of_folder
 
-        paths = output_paths(f"{self.root}/{variant}", "{sheet}", "{part}", self.trials(variant),
-                             self.cfg["windows"]["enabled"])  # fmt: skip
+        paths = output_paths(f"{self.root}/{variant}", sheet_of_folder(sheet_folder), "{part}",
+                             self.trials(variant), self.cfg["windows"]["enabled"])  # fmt: skip
         return [str(p) for p in paths.values()]
 
-    def settings(self, variant: str, sheet_folder: str, part: str) -> dict[str, Any]:
+    def settings(self, variant: str, sheet_folder: str) -> dict[str, Any]:
+        """What an export rule's jobs need of the config (the part comes from the job)."""
         from spikeforge.cortical.sheets import sheet_of_folder
 
         windows = dict(self.cfg["windows"])
         enabled = windows.pop("enabled")
         return {
             "sheet": sheet_of_folder(sheet_folder),
-            "part": part,
             "trials": self.trials(variant),
             "bin_ms": self.cfg["bin_ms"],
             "images": self.cfg["images"],
@@ -637,6 +644,8 @@ class CorticalLayout:
             "windows": windows if enabled else None,
             "source": "hdf5" if self.source == "hdf5" else "datastore",
             "out_root": f"{self.root}/{variant}",
+            # with the mock, the job's input is the variant's folder of datastores
+            "mock_images": self.cfg["mock"]["images"] if self.source == "mock" else None,
         }
 
     def neurons(self, sheet_folder: str) -> int:
@@ -649,13 +658,9 @@ class CorticalLayout:
 
     def targets(self) -> list[str]:
         targets = []
-        for variant, parts in self.parts.items():
-            for pattern in self.outputs(variant):
-                targets += [
-                    path(pattern, sheet=sheet, part=part)
-                    for sheet in self.sheet_folders()
-                    for part in parts
-                ]
+        for variant, sheet in self.rules():
+            for pattern in self.outputs(variant, sheet):
+                targets += [path(pattern, part=part) for part in self.parts[variant]]
         return targets
 
     def job_counts(self) -> dict[str, int]:
@@ -663,7 +668,8 @@ class CorticalLayout:
         for variant, parts in self.parts.items():
             if self.source == "mock":
                 counts["mock_cortical"] = counts.get("mock_cortical", 0) + 1
-            counts[f"export_cortical_{variant}"] = len(parts) * len(self.sheets)
+            for sheet in self.sheet_folders():
+                counts[self.rule_name(variant, sheet)] = len(parts)
         return {rule: n for rule, n in counts.items() if n}
 
 
