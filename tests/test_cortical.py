@@ -241,3 +241,27 @@ def test_bad_input_names_the_part_and_the_problem(tmp_path, datastore):
     with pytest.raises(InputError, match=r"trial 0: 1 blank segments but 2 image segments"):
         export_part(settings("X_ON", trials=None), broken, tmp_path / "out")
     assert not any((tmp_path / "out").rglob("*.np[yz]"))
+
+
+def test_experanto_layout_holds_every_spike_and_its_end_time_rule(datastore, tmp_path):
+    import yaml
+
+    paths = export_part(settings("V1_Exc_L2/3", trials=2, experanto=True), datastore, tmp_path)
+    trial = paths["experanto"] / "trial_1"
+    meta = yaml.safe_load((trial / "responses" / "meta.yml").read_text())
+    stamps = np.load(trial / "screen" / "timestamps.npy")
+    assert meta["end_time"] == stamps[-1] == pytest.approx(5 * 0.710)
+    assert meta["n_signals"] == 40 and len(meta["spike_indices"]) == 41
+    assert meta["stimuli_order"] == [str(PART + k) for k in range(5)] and meta["trial_id"] == 1
+    assert len(stamps) == 2 * 5 + 1 and len(list((trial / "screen" / "meta").iterdir())) == 11
+    spikes = np.load(trial / "responses" / "spikes.npy")
+    known = truth(SPEC, PART, "V1_Exc_L2/3", 1)
+    for unit in range(40):
+        expected = []
+        for k in range(5):
+            for part, offset in (("blank", 0.0), ("image", 150.0)):
+                counts, flat = known[part][k]
+                ends = np.cumsum(counts)
+                expected.append(flat[ends[unit] - counts[unit] : ends[unit]] + k * 710.0 + offset)
+        first, stop = meta["spike_indices"][unit], meta["spike_indices"][unit + 1]
+        assert np.allclose(spikes[first:stop], np.sort(np.concatenate(expected)) / 1000.0)

@@ -70,3 +70,10 @@ def spiketrain_settings(wildcards):
 def clip_root(clips):
     """The folder holding the library's clip folders (the input's prefix)."""
     return str(Path(clips[0]).parent) if isinstance(clips, list) else str(clips)
+
+
+def cortical_outputs(variant, sheet):
+    folders = CORTICAL.directory_outputs(variant, sheet)
+    return [
+        directory(p) if p in folders else p for p in CORTICAL.outputs(variant, sheet)
+    ]

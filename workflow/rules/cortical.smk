@@ -28,7 +28,7 @@ for cortical_variant, cortical_sheet in CORTICAL.rules():
                 variant, wildcards.part
             ),
         output:
-            CORTICAL.outputs(cortical_variant, cortical_sheet),
+            cortical_outputs(cortical_variant, cortical_sheet),
         log:
             path(
                 CORTICAL.logs["export"],

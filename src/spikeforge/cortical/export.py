@@ -61,8 +61,9 @@ def spikes_name(sheet: str, part: str, trial: int | None) -> str:
 
 
 def output_paths(root: str | Path, sheet: str, part: str, trials: int | None,
-                 windows: bool) -> dict[str, Path]:  # fmt: skip
-    """Every file one (sheet, part, variant) job writes; `trials` None: a train part."""
+                 windows: bool, experanto: bool = False) -> dict[str, Path]:  # fmt: skip
+    """Every file one (sheet, part, variant) job writes; `trials` None: a train part. The
+    Experanto layout is one folder (experanto/<sheet>/<part>/, a trial_<i>/ per trial)."""
     root, name = Path(root), folder_name(sheet)
     paths = {
         "image_ids": root / "image_ids" / f"image_ids_{name}_{part}.npy",
@@ -74,6 +75,8 @@ def output_paths(root: str | Path, sheet: str, part: str, trials: int | None,
         paths[key] = root / "spikes" / name / spikes_name(sheet, part, trial)
         if windows:
             paths["windows" + key[6:]] = root / "windows" / name / spikes_name(sheet, part, trial)
+    if experanto:
+        paths["experanto"] = root / "experanto" / name / part
     return paths
 
 
@@ -184,14 +187,21 @@ def presentation_keys(p: Presentation, first_col: int, blank_bins: int,
 
 def export_trial(source: PartSource, trial: int, images: int | None, bin_ms: int,
                  spikes_path: Path, windows: Windows | None, windows_path: Path | None,
-                 scratch: Path, compressed: bool) -> dict[str, Any]:  # fmt: skip
-    """One trial's CSR file (and windows); returns its image ids, neuron ids and shape."""
+                 scratch: Path, compressed: bool,
+                 experanto: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """One trial's CSR file (and windows, and the Experanto trial folder); returns its image
+    ids, neuron ids and shape."""
     count = source.count(trial)
     if images is not None:
         count = min(count, images)
     spikes = window_builder = None
     ids: list[str] = []
     neuron_ids = None
+    trial_folder = None
+    if experanto is not None:
+        from spikeforge.cortical.experanto import ExperantoWriter
+
+        trial_folder = ExperantoWriter(experanto, source.sheet, trial, scratch)
     try:
         for k, p in enumerate(source.presentations(trial)):
             if k == count:
@@ -216,13 +226,19 @@ def export_trial(source: PartSource, trial: int, images: int | None, bin_ms: int
                 within = (shifted % (windows.interval_ms // bin_ms)) * bin_ms // windows.bin_ms
                 keep = (shifted >= 0) & (window < count) & (within < windows.bins)
                 window_builder.add(rows[keep], window[keep] * windows.bins + within[keep])
+            if trial_folder is not None:
+                trial_folder.add(p.image_id, p.blank_ms, p.image_ms, p.blank_times, p.image_times)
             ids.append(p.image_id)
         if spikes is None:
             raise InputError(source.where, f"trial {trial} has no presentations")
         nnz = spikes.write_npz(spikes_path, compressed)
         if window_builder is not None and windows_path is not None:
             window_builder.write_npz(windows_path, compressed)
+        if trial_folder is not None:
+            trial_folder.finish()
     finally:
+        if trial_folder is not None:
+            trial_folder.close()
         for builder in (spikes, window_builder):
             if builder is not None:
                 builder.close()
@@ -252,7 +268,8 @@ def export_part(
             source.where,
             f"part {part} has {len(available)} trial(s) of sheet {sheet}; {wanted} asked for",
         )
-    paths = output_paths(out_root, sheet, part, trials, windows is not None)
+    paths = output_paths(out_root, sheet, part, trials, windows is not None,
+                         bool(settings.get("experanto")))  # fmt: skip
     Path(out_root).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder_name(sheet)}_{part}.", dir=Path(out_root)))
     try:
@@ -264,6 +281,7 @@ def export_part(
                 staging / paths[key].name, windows,
                 staging / ("w_" + paths[key].name) if windows else None,
                 staging, bool(settings.get("compressed", True)),
+                staging / "experanto" / f"trial_{number}" if "experanto" in paths else None,
             )  # fmt: skip
             if first is None:
                 first = result
@@ -280,6 +298,10 @@ def export_part(
         for key, path in paths.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             name = ("w_" + path.name) if key.startswith("windows") else path.name
+            if key == "experanto":
+                name = "experanto"
+                if path.exists():
+                    shutil.rmtree(path)
             os.replace(staging / name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

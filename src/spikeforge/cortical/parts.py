@@ -41,6 +41,7 @@ class PartSource:
     """A part's presentations of one sheet, trial by trial."""
 
     where: Path
+    sheet: str
 
     def trials(self) -> list[int]:
         raise NotImplementedError

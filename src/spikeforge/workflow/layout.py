@@ -626,8 +626,18 @@ class CorticalLayout:
         from spikeforge.cortical.sheets import sheet_of_folder
 
         paths = output_paths(f"{self.root}/{variant}", sheet_of_folder(sheet_folder), "{part}",
-                             self.trials(variant), self.cfg["windows"]["enabled"])  # fmt: skip
+                             self.trials(variant), self.cfg["windows"]["enabled"],
+                             self.cfg["experanto"])  # fmt: skip
         return [str(p) for p in paths.values()]
+
+    def directory_outputs(self, variant: str, sheet_folder: str) -> set[str]:
+        """The outputs that are folders (the Experanto layout)."""
+        from spikeforge.cortical.sheets import folder_name, sheet_of_folder
+
+        if not self.cfg["experanto"]:
+            return set()
+        name = folder_name(sheet_of_folder(sheet_folder))
+        return {f"{self.root}/{variant}/experanto/{name}/{{part}}"}
 
     def settings(self, variant: str, sheet_folder: str) -> dict[str, Any]:
         """What an export rule's jobs need of the config (the part comes from the job)."""
@@ -646,6 +656,7 @@ class CorticalLayout:
             "out_root": f"{self.root}/{variant}",
             # with the mock, the job's input is the variant's folder of datastores
             "mock_images": self.cfg["mock"]["images"] if self.source == "mock" else None,
+            "experanto": self.cfg["experanto"],
         }
 
     def neurons(self, sheet_folder: str) -> int:
