@@ -22,6 +22,7 @@ of images. The .npz is written member by member as scipy's save_npz writes it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -260,6 +261,20 @@ def export_part(
     windows = Windows(**settings["windows"]) if settings.get("windows") else None
     if windows is not None and windows.bin_ms % settings["bin_ms"]:
         raise InputError("cortical.windows.bin_ms", "must be a multiple of cortical.bin_ms")
+    # Tens of thousands of small arrays a segment and no reference cycles (the reader breaks
+    # its own): the garbage collector would only rescan them, again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _export_part(settings, where, out_root, sheet, part, trials, windows)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _export_part(settings: Mapping[str, Any], where: str | Path, out_root: str | Path,
+                 sheet: str, part: str, trials: int | None,
+                 windows: Windows | None) -> dict[str, Path]:  # fmt: skip
     source = open_part(settings["source"], where, sheet)
     available = source.trials()
     wanted = 1 if trials is None else int(trials)
