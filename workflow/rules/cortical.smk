@@ -2,7 +2,7 @@ if CORTICAL.source == "mock":
 
     rule mock_cortical:
         output:
-            directory(CORTICAL.mock_root + "/{variant}"),
+            directory(CORTICAL.mock_variant),
         log:
             CORTICAL.logs["mock_datastores"],
         conda:

@@ -497,6 +497,7 @@ class CorticalLayout:
         self.folders = folders
         self.root = f"{folders.results}/cortical"
         self.mock_root = _join(folders.resources, "demo", "cortical")
+        self.mock_variant = f"{self.mock_root}/{{variant}}"
         self.logs = {
             "mock_datastores": f"{folders.logs}/cortical/mock_{{variant}}.log",
             "export": f"{folders.logs}/cortical/{{variant}}/{{sheet}}_{{part}}.log",
