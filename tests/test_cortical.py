@@ -6,6 +6,7 @@ input, memory against the number of images, and bad input."""
 from __future__ import annotations
 
 import pickle
+import shutil
 import tracemalloc
 from dataclasses import replace
 from pathlib import Path
@@ -265,3 +266,26 @@ def test_experanto_layout_holds_every_spike_and_its_end_time_rule(datastore, tmp
                 expected.append(flat[ends[unit] - counts[unit] : ends[unit]] + k * 710.0 + offset)
         first, stop = meta["spike_indices"][unit], meta["spike_indices"][unit + 1]
         assert np.allclose(spikes[first:stop], np.sort(np.concatenate(expected)) / 1000.0)
+
+
+def test_datastores_are_written_alike_whatever_else_patched_pickle(tmp_path):
+    """dill (which datasets imports) rewrites pickle's pure-Python dispatch in place; the mock
+    writer's bytes must not change with it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, {0}\n"
+        "from spikeforge.cortical.mock import MockSpec, write_part\n"
+        "write_part(MockSpec(neurons={{'X_ON': 3}}, images=1, seed=1), sys.argv[1], 7)\n"
+    )
+    written = {}
+    for module in ("os", "dill"):
+        # the same folder both times: the datastore records its own path
+        run = subprocess.run([sys.executable, "-c", code.format(module), str(tmp_path / "out")],
+                             capture_output=True, text=True)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        folder = next((tmp_path / "out").iterdir())
+        written[module] = {p.name: p.read_bytes() for p in folder.iterdir()}
+        shutil.rmtree(tmp_path / "out")
+    assert written["dill"] == written["os"]

@@ -115,7 +115,9 @@ def test_dry_run_at_the_real_datasets_scale_takes_seconds(tmp_path):
     counts = job_counts(dry.output)
     assert sum(n for rule, n in counts.items() if rule.startswith("export_cortical_train")) == 3000
     assert sum(n for rule, n in counts.items() if rule.startswith("export_cortical_test")) == 114
-    assert seconds < 10, f"dry run of {500 * 6 + 19 * 6} jobs took {seconds:.1f} s"
+    # Under 10 s alone (benchmarks/dryrun_cortical_scale.py, run by CI on idle cores); here
+    # other tests share the cores, so only a pathological slowdown fails.
+    assert seconds < 30, f"dry run of {500 * 6 + 19 * 6} jobs took {seconds:.1f} s"
 
 
 def test_a_part_without_a_datastore_stops_at_start_up(tmp_path):

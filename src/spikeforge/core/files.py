@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import importlib.util
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -61,3 +64,15 @@ def locked(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@functools.lru_cache(maxsize=1)
+def pristine_pickle() -> Any:
+    """A private copy of the pure-Python `pickle` module. Some libraries (dill, imported by
+    datasets) rewrite `pickle._Pickler.dispatch` in place for every later user; writers that
+    subclass the pure-Python pickler build on this copy so their bytes never depend on what
+    else was imported."""
+    spec = importlib.util.find_spec("pickle")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.core.errors import InputError
+from spikeforge.core.files import pristine_pickle
 
 RECORDINGS = "datastore.recordings.pickle"
 WRAPPER_MODULE = "mozaik.storage.neo_neurotools_wrapper"
@@ -384,7 +385,7 @@ def dumps_like_mozaik(obj: Any, wrapper_class: type) -> bytes:
     class is not importable from there)."""
     buffer = io.BytesIO()
 
-    class _Pickler(pickle._Pickler):  # type: ignore[misc]
+    class _Pickler(pristine_pickle()._Pickler):  # type: ignore[misc]
         def save_global(self, value: Any, name: Any = None) -> None:
             if value is wrapper_class:
                 self.save(WRAPPER_MODULE)

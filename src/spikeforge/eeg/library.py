@@ -21,7 +21,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import scipy.signal
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_directory, atomic_path
@@ -41,6 +40,8 @@ def mock_clip(n_regions: int, region: int, gen: np.random.Generator) -> np.ndarr
 
     Amplitudes follow a Jansen-Rit output in mV: background of a few mV, spikes of tens of mV.
     """
+    import scipy.signal  # here: the workflow imports this module at start-up, not this
+
     sos = scipy.signal.butter(4, 20.0, fs=500.0, output="sos")
     noise = gen.standard_normal((CLIP_SAMPLES + 200, n_regions))
     background = scipy.signal.sosfiltfilt(sos, noise, axis=0)[100:-100]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.seeding import STREAM_MOCK, rng
@@ -105,6 +104,8 @@ def _raw_chunks(paths: list[Path]) -> Iterator[np.ndarray]:
 def _antialias_filter(factor: int) -> np.ndarray:
     # Linear phase, 16 * factor + 1 taps (so the group delay is a whole number of output
     # samples), cut-off at 80 % of the new Nyquist frequency.
+    import scipy.signal  # here: the workflow imports this module at start-up, not this
+
     return scipy.signal.firwin(16 * factor + 1, 0.8 / factor)
 
 
@@ -118,6 +119,8 @@ def _decimate_rows(x: np.ndarray, first: int, count: int, factor: int, taps) -> 
     segment = x[max(lo, 0) : min(hi, x.shape[0])]
     segment = np.pad(segment, ((max(0, -lo), max(0, hi - x.shape[0])), (0, 0)))
     # upfirdn output n is full-convolution index factor * n; centre i sits at 2 * half + factor * i.
+    import scipy.signal
+
     full = scipy.signal.upfirdn(taps, segment, up=1, down=factor, axis=0)
     skip = 2 * half // factor
     return full[skip : skip + count].astype(np.float32)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.core.errors import InputError
-from spikeforge.core.files import atomic_path
+from spikeforge.core.files import atomic_path, pristine_pickle
 
 # np.save's protocol for object arrays (numpy >= 1.17 writes 4; older files 2 or 3 load too).
 PROTOCOL = 4
@@ -56,11 +56,14 @@ class _StreamedBytes:
     array: StreamedArray
 
 
-class _StreamingPickler(pickle._Pickler):  # type: ignore[misc]
+_pickle = pristine_pickle()
+
+
+class _StreamingPickler(_pickle._Pickler):  # type: ignore[misc]
     """The pure-Python pickler (same opcodes and frames as the C one) taught to write a
     StreamedArray as numpy's own reduction of an array, its payload streamed."""
 
-    dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
+    dispatch = dict(_pickle._Pickler.dispatch)  # type: ignore[attr-defined]
 
     def save_streamed_array(self, obj: StreamedArray) -> None:
         template = np.empty(0, obj.dtype)

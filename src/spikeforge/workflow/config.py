@@ -4,6 +4,7 @@ naming the dotted key, then completed with the schema's defaults."""
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ DEMO_CONFIG = REPO / "config" / "config.yaml"
 
 
 def load_schema(schema_path: str | Path = SCHEMA) -> dict[str, Any]:
-    return yaml.safe_load(Path(schema_path).read_text())
+    """The schema (a fresh copy: callers fill defaults from it)."""
+    return copy.deepcopy(_parsed_schema(str(Path(schema_path).resolve())))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_schema(schema_path: str) -> dict[str, Any]:
+    # libyaml's loader where installed: the schema is parsed at every workflow start.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(schema_path).read_text(), Loader=loader)
 
 
 def config_problems(config: dict[str, Any], schema_path: str | Path = SCHEMA) -> list[str]:
