@@ -139,3 +139,30 @@ def test_an_unknown_sheet_stops_at_start_up(tmp_path):
     workdir = tmp_path / "run"
     run = snakemake(workdir, config, "-n")
     assert_startup_failure(run, workdir, "cortical.sheets", "V1_Exc_L5")
+
+
+def test_datastore_folders_export_and_a_new_part_adds_only_its_jobs(tmp_path):
+    from spikeforge.cortical.mock import write_part
+
+    spec = MockSpec(neurons={"X_ON": 6}, images=2, seed=3)
+    for part in (70_000, 70_100):
+        write_part(spec, tmp_path / "train", part)
+    config = {"cortical": {"enabled": True, "source": "datastore", "sheets": ["X_ON"],
+                           "train": {"root": str(tmp_path / "train")},
+                           "test": {"enabled": False}}}  # fmt: skip
+    workdir = tmp_path / "run"
+    run = snakemake(workdir, config)
+    assert run.returncode == 0, succeeded(run)
+    spikes = workdir / "results" / "cortical" / "train" / "spikes" / "X_ON"
+    assert sorted(p.name for p in spikes.iterdir()) == [
+        "spikes_X_ON_70000.npz", "spikes_X_ON_70100.npz",
+    ]  # fmt: skip
+    known = truth(spec, 70_100, "X_ON", 0)
+    assert load_npz(spikes / "spikes_X_ON_70100.npz").sum() == sum(
+        c.sum() for k in ("blank", "image") for c, _ in known[k]
+    )
+    write_part(spec, tmp_path / "train", 70_200)
+    dry = snakemake(workdir, config, "-n")
+    assert dry.returncode == 0, succeeded(dry)
+    assert job_counts(dry.output) == {"export_cortical_train_X_ON": 1, "all": 1}
+    assert "spikes_X_ON_70200.npz" in dry.output

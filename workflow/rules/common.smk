@@ -77,3 +77,8 @@ def cortical_outputs(variant, sheet):
     return [
         directory(p) if p in folders else p for p in CORTICAL.outputs(variant, sheet)
     ]
+
+
+def cortical_variant_input(variant):
+    root = CORTICAL.variant_root(variant)
+    return root if CORTICAL.source == "mock" else ancient(root)

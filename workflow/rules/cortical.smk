@@ -24,9 +24,9 @@ for cortical_variant, cortical_sheet in CORTICAL.rules():
         name:
             CORTICAL.rule_name(cortical_variant, cortical_sheet)
         input:
-            part=lambda wildcards, variant=cortical_variant: CORTICAL.part_input(
-                variant, wildcards.part
-            ),
+            # The variant's folder, not the part's: no input function runs per job (the job
+            # finds its part in it); ancient, so a part added there reruns nothing else.
+            part=cortical_variant_input(cortical_variant),
         output:
             cortical_outputs(cortical_variant, cortical_sheet),
         log:

@@ -323,11 +323,33 @@ def _export_part(settings: Mapping[str, Any], where: str | Path, out_root: str |
     return paths
 
 
-def export_job(settings: Mapping[str, Any], part: str, where: str | Path) -> dict[str, Path]:
-    """A workflow job: the rule's settings, the job's part and its input (the part's
-    datastore or file; with the mock, the folder of the variant's mock datastores)."""
+def find_part(root: str | Path, part: str, source: str) -> Path:
+    """The datastore folder (the one whose name says 'baseline:<part>_') or <part>.h5 of a
+    part in a variant's folder."""
+    root = Path(root)
+    if source == "hdf5":
+        path = root / f"{part}.h5"
+        if not path.is_file():
+            raise InputError(root, f"has no {part}.h5")
+        return path
+    from spikeforge.cortical.mozaik import part_id
+
+    found = [
+        entry.path for entry in os.scandir(root)
+        if ":" in entry.name and entry.is_dir() and part_id(entry.name) == part
+    ]  # fmt: skip
+    if len(found) != 1:
+        raise InputError(root, f"{len(found)} datastore folders of part {part}; expected one")
+    return Path(found[0])
+
+
+def export_job(settings: Mapping[str, Any], part: str, root: str | Path) -> dict[str, Path]:
+    """A workflow job: the rule's settings, the job's part and the variant's folder (of
+    datastores, HDF5 files, or the mock's datastores)."""
     if settings.get("mock_images"):
         from spikeforge.cortical.mock import folder_name as mock_folder
 
-        where = Path(where) / mock_folder(int(part), int(settings["mock_images"]))
+        where = Path(root) / mock_folder(int(part), int(settings["mock_images"]))
+    else:
+        where = find_part(root, part, settings["source"])
     return export_part({**settings, "part": part}, where, settings["out_root"])

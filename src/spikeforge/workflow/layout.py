@@ -608,11 +608,6 @@ class CorticalLayout:
             seed=self.seed,
         )
 
-    def part_input(self, variant: str, part: str) -> str:
-        """What an export job reads: its datastore folder or HDF5 file (with the mock, the
-        variant's folder of mock datastores, which one job writes)."""
-        return self.variant_root(variant) if self.source == "mock" else self.parts[variant][part]
-
     def rules(self) -> list[tuple[str, str]]:
         """(variant, sheet folder name) of each export rule."""
         return [(v, s) for v in self.variants() for s in self.sheet_folders()]
