@@ -476,3 +476,21 @@ def test_session_units_keep_their_waveforms_and_channels_through_phy_and_nwb(ses
     assert templates.shape == (trains.n_units, 64, len(SPEC.channel_names))
     # each template lies on its unit's own channel only
     assert np.array_equal(np.abs(templates).max(axis=1).argmax(axis=1), session.unit_channels - 1)
+
+
+def test_output_folders_take_the_umasks_permissions(tmp_path):
+    """Staged folders are made by mkdtemp (0700); the finished ones must be what mkdir gives."""
+    import os
+    import stat
+
+    from spikeforge.core.files import atomic_directory
+
+    old = os.umask(0o027)
+    try:
+        with atomic_directory(tmp_path / "out") as staging:
+            (staging / "x.txt").write_text("x")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "out").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o750

@@ -4,6 +4,7 @@ binary recording -> per-cell Arrow datasets."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def test_cells_are_exported(paired_build):
         assert meta["bad_channel_ids"] == sorted(
             set(meta["detector_bad_channel_ids"]) | set(PHASE3A_REFERENCE_CHANNELS)
         )
+        # the split folders were staged by mkdtemp (0700): they end as mkdir would make them
+        umask = os.umask(0)
+        os.umask(umask)
+        for split in ("train", "test"):
+            assert (folder / split).stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_paired_only_config_schedules_no_eeg_job(tmp_path):

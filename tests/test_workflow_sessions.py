@@ -5,6 +5,7 @@ start-up with one line."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -71,6 +72,13 @@ def test_each_session_is_in_the_layout_and_exported_in_every_format(run_folder):
         assert (
             nwb.unit_properties["quality"].tolist() == expected.unit_properties["quality"].tolist()
         )
+    umask = os.umask(0)
+    os.umask(umask)
+    for folder in (
+        results / "sessions" / "movie_annotation",
+        results / "sessions" / "patient_data" / "4" / "session_1",
+    ):
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
     labels = read_labels(results / "sessions" / "movie_annotation")
     assert list(labels) == ["character1", "character2", "location1"]
 

@@ -37,12 +37,22 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             tmp.unlink()
 
 
+def staging_directory(prefix: str, parent: str | Path) -> Path:
+    """A new hidden folder in `parent` that will be renamed into place: mkdtemp's, with the
+    permissions a plain mkdir gives (mkdtemp makes 0700 whatever the umask)."""
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    return staging
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a staging folder beside `path`; it becomes `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staging = staging_directory(f".{path.name}.", path.parent)
     try:
         yield staging
         if path.exists():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import spikeinterface.core as sc
 
+from spikeforge.core.files import staging_directory
 from spikeforge.core.provenance import write_json
 from spikeforge.io.hf_datasets import dataset_dict_json, write_split_metadata
 from spikeforge.paired.arrow import ExportSpec, arrow_features, place_spikes, plan_segments
@@ -193,7 +193,7 @@ def _run_export(
     staged: dict[str, Path] = {}
     try:
         for split in SPLITS:
-            staged[split] = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=out_dir))
+            staged[split] = staging_directory(f".{split}.", out_dir)
         features = arrow_features()
         spec = export.spec({split: str(path) for split, path in staged.items()},
                            features.arrow_schema)  # fmt: skip
