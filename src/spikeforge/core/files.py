@@ -1,5 +1,6 @@
 """Outputs appear under their final name only when complete: write to a temporary name beside
-the target, then rename. A killed job leaves a hidden staging file, never a partial output."""
+the target, then rename. A killed job leaves a hidden staging file, never a partial output,
+and the next job writing that output removes what the killed one left."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clear_staging(path.parent, f".{path.name}.")
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent
     )
@@ -37,9 +39,31 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             tmp.unlink()
 
 
+def clear_staging(parent: str | Path, prefix: str) -> list[Path]:
+    """Remove what killed writers left in `parent` under `prefix` (staging files and folders;
+    never a lock file). One job writes an output, so nothing else is using them."""
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix) or entry.name.endswith(".lock"):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+        removed.append(Path(entry.path))
+    return removed
+
+
 def staging_directory(prefix: str, parent: str | Path) -> Path:
-    """A new hidden folder in `parent` that will be renamed into place: mkdtemp's, with the
+    """A new hidden folder in `parent` that will be renamed into place (what an earlier,
+    killed writer left under the same prefix is removed first): mkdtemp's, with the
     permissions a plain mkdir gives (mkdtemp makes 0700 whatever the umask)."""
+    clear_staging(parent, prefix)
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     umask = os.umask(0)
     os.umask(umask)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.core.errors import InputError
+from spikeforge.core.files import staging_directory
 from spikeforge.cortical.parts import PartSource, Presentation, open_part
 from spikeforge.cortical.sheets import folder_name
 
@@ -286,7 +287,7 @@ def _export_part(settings: Mapping[str, Any], where: str | Path, out_root: str |
     paths = output_paths(out_root, sheet, part, trials, windows is not None,
                          bool(settings.get("experanto")))  # fmt: skip
     Path(out_root).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder_name(sheet)}_{part}.", dir=Path(out_root)))
+    staging = staging_directory(f".{folder_name(sheet)}_{part}.", out_root)
     try:
         first = None
         for number, trial in enumerate(available[:wanted]):
