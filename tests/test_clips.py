@@ -427,3 +427,18 @@ def test_scale_factor_from_the_powers():
         "leadfield: region 3 has no sensor signal power around its peaks (its leadfield column "
         "is zero or its trace is flat there): its spikes cannot be scaled"
     )
+
+
+def test_a_missing_last_raw_chunk_is_named_when_the_config_implies_the_count(tmp_path):
+    from spikeforge.core.errors import InputError
+    from spikeforge.eeg.raw import chunk_name, raw_chunk_paths, write_mock_raw
+
+    write_mock_raw(tmp_path / "a3", 3, [0], 5, 3.0, 1.0, 7)
+    assert len(raw_chunk_paths(tmp_path, 3, 0, expected=3)) == 3
+    last = tmp_path / "a3" / chunk_name(3, 0, 2)
+    last.unlink()
+    # without a count from the config, the two chunks left look like a whole recording
+    assert len(raw_chunk_paths(tmp_path, 3, 0)) == 2
+    problem = r"mean_iter_0_a_iter_3_2\.mat: raw chunk 2 missing: .* make 3 chunks, 2 found"
+    with pytest.raises(InputError, match=problem):
+        raw_chunk_paths(tmp_path, 3, 0, expected=3)

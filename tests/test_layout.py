@@ -410,3 +410,22 @@ def test_fill_defaults_reaches_named_blocks():
     assert config["paired"]["recordings"]["r"]["binary"]["gain_to_uV"] == 1.0
     assert config["paired"]["window"] == {"skip_s": 10.0, "duration_s": 300.0}
     assert config["run_dir"] == "." and config["eeg"]["enabled"] is False
+
+
+def test_raw_chunk_count_follows_the_config(tmp_path):
+    """extract_clips is told how many raw chunks a simulation has (mock and TVB sources)."""
+    import copy
+
+    import yaml
+
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    run = started(copy.deepcopy(demo), tmp_path / "a")
+    assert run.eeg.expected_raw_chunks() == 2  # 20 s in 10 s chunks
+    demo["eeg"]["raw"]["mock"] = {"duration_s": 25.0, "chunk_s": 10.0}
+    assert started(copy.deepcopy(demo), tmp_path / "b").eeg.expected_raw_chunks() == 3
+    # a folder of recordings: the config does not say how long they are
+    from spikeforge.workflow.layout import EEGLayout
+
+    cfg = copy.deepcopy(run.eeg.cfg)
+    cfg["raw"]["source"] = "folder"
+    assert EEGLayout(cfg, 1, run.folders).expected_raw_chunks() is None

@@ -18,5 +18,6 @@ run(
         sm.params.detection,
         sm.output.clips,
         sm.output.info,
+        sm.params.expected_chunks,
     ),
 )

@@ -235,6 +235,7 @@ def process_region(
     prep: Preprocessing,
     det: Detection,
     on_clip: Callable[[np.ndarray], None] | None = None,
+    expected_chunks: int | None = None,
 ) -> RegionClips:
     """Raw chunks of every iteration of one spiking region -> its rescaled clips.
 
@@ -247,7 +248,7 @@ def process_region(
     others = np.ones(n_regions, bool)
     others[region] = False
     for iteration in iterations:
-        paths = raw_chunk_paths(raw_dir, region, iteration)
+        paths = raw_chunk_paths(raw_dir, region, iteration, expected_chunks)
         n_raw, width = raw_shape(paths)
         expected = FSAVERAGE_RAW_REGIONS if prep.fsaverage_remap else n_regions
         if width != expected:
@@ -331,6 +332,7 @@ def extract_region_clips(
     detection: Mapping[str, Any],
     clips_dir: str | Path,
     info_path: str | Path,
+    expected_chunks: int | None = None,
 ) -> RegionClips:
     """The extract_clips job: one spiking region's clips written as `nmm_{j}.mat` (key `data`)
     into `clips_dir` as each is finished, and their provenance (iteration, peak time, clip start,
@@ -351,7 +353,7 @@ def extract_region_clips(
 
         result = process_region(
             raw_dir, region, iterations, fwd, Preprocessing(**preprocessing), settings,
-            on_clip=save_clip,
+            on_clip=save_clip, expected_chunks=expected_chunks,
         )  # fmt: skip
     for message in result.messages:
         log.warning(message)

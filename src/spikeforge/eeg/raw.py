@@ -59,8 +59,11 @@ class Preprocessing:
     fsaverage_remap: bool = False
 
 
-def raw_chunk_paths(raw_dir: str | Path, region: int, iteration: int) -> list[Path]:
-    """The chunk files of one simulation in k order; a gap in k is an error naming it."""
+def raw_chunk_paths(
+    raw_dir: str | Path, region: int, iteration: int, expected: int | None = None
+) -> list[Path]:
+    """The chunk files of one simulation in k order; a gap in k is an error naming it, and so
+    is a missing last chunk when the config implies how many there are (`expected`)."""
     folder = Path(raw_dir) / region_folder_name(region)
     found = {}
     if folder.is_dir():
@@ -75,6 +78,13 @@ def raw_chunk_paths(raw_dir: str | Path, region: int, iteration: int) -> list[Pa
         raise InputError(
             folder / chunk_name(region, iteration, missing[0]),
             f"raw chunk missing from the sequence 0..{max(found)} ({len(missing)} missing)",
+        )
+    if expected is not None and len(found) != expected:
+        k = len(found) if len(found) < expected else expected
+        raise InputError(
+            folder / chunk_name(region, iteration, k),
+            f"raw chunk {k} {'missing' if len(found) < expected else 'is one too many'}: "
+            f"the config's duration and chunk length make {expected} chunks, {len(found)} found",
         )
     return [found[k] for k in sorted(found)]
 

@@ -19,7 +19,7 @@ from typing import Any
 from spikeforge.core.seeding import int_seed
 from spikeforge.eeg.anatomy import LEADFIELD_KEYS
 from spikeforge.eeg.library import clip_info_path
-from spikeforge.eeg.raw import chunk_name, region_folder_name
+from spikeforge.eeg.raw import RAW_FS, chunk_name, region_folder_name
 from spikeforge.eeg.tvb import chunk_count
 from spikeforge.io.mat import mat_variable_shape
 
@@ -188,6 +188,19 @@ class EEGLayout:
             path(self.tvb_chunk, region="{region}", iteration="{iteration}", k=k)
             for k in range(n_chunks)
         ]
+
+    def expected_raw_chunks(self) -> int | None:
+        """Chunks per simulation the config implies (mock and TVB recordings); None for a
+        folder of recordings, whose length the config does not give."""
+        source = self.raw_cfg["source"]
+        if source == "tvb":
+            return self.tvb_chunk_count()
+        if source == "mock":
+            mock = self.raw_cfg["mock"]
+            samples = int(round(mock["duration_s"] * RAW_FS))
+            per_chunk = int(round(mock["chunk_s"] * RAW_FS))
+            return -(-samples // per_chunk)
+        return None
 
     def raw_folder(self) -> str:
         """The folder holding a{r}/ raw recordings."""

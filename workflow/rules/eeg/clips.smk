@@ -54,6 +54,7 @@ rule extract_clips:
     params:
         raw_folder=EEG.raw_folder(),
         iterations=EEG.raw_cfg["iterations"],
+        expected_chunks=EEG.expected_raw_chunks(),
         preprocessing=EEG.cfg["preprocessing"],
         detection=EEG.cfg["detection"],
         version=SPIKEFORGE_VERSION,
