@@ -112,3 +112,32 @@ def test_a_recording_too_short_for_the_movie_stops_at_start_up(tmp_path):
     workdir = tmp_path / "run"
     run = snakemake(workdir, config, "-n")
     assert_startup_failure(run, workdir, "sessions.duration_s", "cannot hold the movie's playback")
+
+
+def test_disk_full_is_one_line_naming_the_file_and_leaves_nothing(tmp_path):
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}): needs root")
+    try:
+        config = json.loads(json.dumps(SESSIONS))
+        config["run_dir"] = str(disk)
+        config["sessions"]["patients"] = [{"patient": 9, "sessions": [1]}]
+        config["sessions"]["duration_s"] = 600.0  # a 7 MB LFP alone
+        config["sessions"]["movie"]["onset_s"] = 30.0
+        config["spiketrains"]["enabled"] = False
+        run = snakemake(tmp_path / "run", config)
+        assert run.returncode != 0
+        lines = [line for line in run.stderr.splitlines() if line.startswith("spikeforge: error")]
+        assert len(lines) == 1 and "No space left on device" in lines[0], run.stderr[-2000:]
+        assert "mock_session" in lines[0] and str(disk) in lines[0]
+        # the profile's show-failed-logs prints the job's log (its one traceback) as well
+        assert run.stderr.count("Traceback") <= 1
+        session = disk / "results" / "sessions" / "patient_data" / "9"
+        assert not session.exists() or not any(session.iterdir())
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

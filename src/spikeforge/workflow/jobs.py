@@ -51,13 +51,22 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
         handlers.append(logging.FileHandler(log_path, mode="w"))
         handlers[-1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    # A log that cannot be written (disk full) must not add tracebacks to the console.
+    logging.raiseExceptions = False
     logging.captureWarnings(True)
-    where = f" (traceback in {log_path})" if log_path else ""
+    where = where_log = f" (traceback in {log_path})" if log_path else ""
     try:
         main(snakemake)
     except InputError as error:
         _log_only(logging.ERROR, "bad input: %s", error)
         print(f"{CONSOLE_PREFIX}: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:
+        # Disk full, permissions, a vanished file system: the file and the cause, one line.
+        _log_only(logging.ERROR, "%s:\n%s", error, traceback.format_exc())
+        where = f"{error.filename}: " if error.filename else ""
+        cause = error.strerror or str(error)
+        print(f"{CONSOLE_PREFIX}: error: {job}: {where}{cause}{where_log}", file=sys.stderr)
         sys.exit(1)
     except Exception as error:
         _log_only(logging.ERROR, "unexpected error:\n%s", traceback.format_exc())
