@@ -54,7 +54,7 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     # A log that cannot be written (disk full) must not add tracebacks to the console.
     logging.raiseExceptions = False
     logging.captureWarnings(True)
-    where = where_log = f" (traceback in {log_path})" if log_path else ""
+    log_hint = f" (traceback in {log_path})" if log_path else ""
     try:
         main(snakemake)
     except InputError as error:
@@ -62,19 +62,26 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
         print(f"{CONSOLE_PREFIX}: error: {error}", file=sys.stderr)
         sys.exit(1)
     except OSError as error:
+        if error.errno is None:  # a library's own "OSError" (h5py: not an HDF5 file, ...)
+            _unexpected(job, error, log_hint)
         # Disk full, permissions, a vanished file system: the file and the cause, one line.
         _log_only(logging.ERROR, "%s:\n%s", error, traceback.format_exc())
-        where = f"{error.filename}: " if error.filename else ""
+        file = f"{error.filename}: " if error.filename else ""
         cause = error.strerror or str(error)
-        print(f"{CONSOLE_PREFIX}: error: {job}: {where}{cause}{where_log}", file=sys.stderr)
+        print(f"{CONSOLE_PREFIX}: error: {job}: {file}{cause}{log_hint}", file=sys.stderr)
         sys.exit(1)
     except Exception as error:
-        _log_only(logging.ERROR, "unexpected error:\n%s", traceback.format_exc())
-        print(
-            f"{CONSOLE_PREFIX}: error: {job}: unexpected {type(error).__name__}: {error}{where}",
-            file=sys.stderr,
-        )
-        sys.exit(1)
+        _unexpected(job, error, log_hint)
+
+
+def _unexpected(job: str, error: Exception, log_hint: str) -> None:
+    """The traceback to the log, one line to the console, exit status 1."""
+    _log_only(logging.ERROR, "unexpected error:\n%s", traceback.format_exc())
+    print(
+        f"{CONSOLE_PREFIX}: error: {job}: unexpected {type(error).__name__}: {error}{log_hint}",
+        file=sys.stderr,
+    )
+    sys.exit(1)
 
 
 def _log_only(level: int, message: str, *args: Any) -> None:
