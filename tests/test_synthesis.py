@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from spikeforge.core.errors import InputError
 from spikeforge.eeg.export.hdf5 import (
     EEGDataset,
     EEGShard,
@@ -423,8 +424,9 @@ def test_split_index_refuses_shards_that_do_not_continue(tmp_path, third, messag
 
 
 def test_dataset_from_a_folder_with_and_without_its_index(tmp_path):
-    """With index.json: the listed shards only, in the listed order. Without: every shard_*.h5
-    in name order, which must continue each other; a clear error for the rest."""
+    """With index.json: the listed shards, in the listed order, and no other. Without: every
+    shard_*.h5 in name order, which must continue each other; a clear error naming the file for
+    the rest."""
     fake_shard(tmp_path / "shard_0000.h5", 0, 10)
     fake_shard(tmp_path / "shard_0001.h5", 10, 5)
     with EEGDataset.from_folder(tmp_path) as dataset:  # no index
@@ -440,8 +442,20 @@ def test_dataset_from_a_folder_with_and_without_its_index(tmp_path):
     write_split_index(
         tmp_path / "index.json", [tmp_path / "shard_0001.h5", tmp_path / "shard_0000.h5"]
     )
+    # the leftover is not listed: refused, named
+    with pytest.raises(
+        InputError, match=r"index\.json: shards in the folder but not listed .*'shard_0002\.h5'"
+    ):
+        EEGDataset.from_folder(tmp_path)
+    (tmp_path / "shard_0002.h5").unlink()
     with EEGDataset.from_folder(tmp_path) as dataset:
         assert [int(s["index"][0, 0]) for s in dataset] == list(range(15))
+    # a truncated shard: the error names it
+    data = (tmp_path / "shard_0000.h5").read_bytes()
+    (tmp_path / "shard_0000.h5").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"shard_0000\.h5: (cannot be opened|is not a complete)"):
+        EEGDataset.from_folder(tmp_path)
+    (tmp_path / "shard_0000.h5").write_bytes(data)
     (tmp_path / "shard_0001.h5").unlink()
     with pytest.raises(FileNotFoundError) as error:
         EEGDataset.from_folder(tmp_path)

@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
 from spikeforge.eeg.anatomy import read_anatomy
 from spikeforge.eeg.library import Library
@@ -158,10 +159,17 @@ class EEGShard:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
-        self.n_regions = int(self._file.attrs["n_regions"])
-        self.index = self._file["index"][()]
-        self._ptr = self._file["source_ptr"][()]
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as error:  # h5py's messages do not name the file
+            raise InputError(self.path, f"cannot be opened as an HDF5 shard: {error}") from None
+        try:
+            self.n_regions = int(self._file.attrs["n_regions"])
+            self.index = self._file["index"][()]
+            self._ptr = self._file["source_ptr"][()]
+        except (KeyError, OSError) as error:
+            self._file.close()
+            raise InputError(self.path, f"is not a complete shard: {error}") from None
 
     def __len__(self) -> int:
         return int(self.index.size)
@@ -250,9 +258,10 @@ class EEGDataset:
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> EEGDataset:
-        """The shards a split's index.json lists (the workflow writes it). A folder without an
-        index (shards copied by hand) is read in name order, and its shards must continue each
-        other's sample indices."""
+        """The shards a split's index.json lists (the workflow writes it); a listed shard that
+        is missing or a shard that is not listed is an error. A folder without an index (shards
+        copied by hand) is read in name order, and its shards must continue each other's
+        sample indices. Every error names the file."""
         folder = Path(folder)
         index_path = folder / SPLIT_INDEX
         if index_path.is_file():
@@ -261,6 +270,12 @@ class EEGDataset:
             missing = [p.name for p in paths if not p.is_file()]
             if missing:
                 raise FileNotFoundError(f"{index_path}: listed shards missing: {missing}")
+            listed = {p.name for p in paths}
+            extra = sorted(p.name for p in folder.glob("shard_*.h5") if p.name not in listed)
+            if extra:
+                raise InputError(
+                    index_path, f"shards in the folder but not listed (another run's?): {extra}"
+                )
             return cls(paths)
         paths = sorted(folder.glob("shard_*.h5"))
         if not paths:
