@@ -210,16 +210,19 @@ def test_eeg_dataset_agrees_with_mat_files_and_shards(tiny_build):
 
 
 def test_eeg_dataset_reads_only_the_shards_its_run_made(tiny_build, tmp_path):
-    """A shard another run left in the folder is not read (index.json lists this run's);
-    without an index, shards that do not continue each other are refused."""
+    """index.json lists this run's shards: a shard another run left in the folder is refused,
+    by name; without an index, shards that do not continue each other are refused."""
+    from spikeforge.core.errors import InputError
     from spikeforge.eeg.export.hdf5 import EEGDataset
 
     folder = tmp_path / "hdf5"
     shutil.copytree(tiny_build.workdir / "results" / "test" / "hdf5", folder)
-    shutil.copy(tiny_build.workdir / "results" / "train" / "hdf5" / "shard_0000.h5",
-                folder / "shard_0002.h5")  # fmt: skip
     with EEGDataset.from_folder(folder) as dataset:
         assert len(dataset) == 30 and int(dataset[29]["index"][0, 0]) == 34
+    shutil.copy(tiny_build.workdir / "results" / "train" / "hdf5" / "shard_0000.h5",
+                folder / "shard_0002.h5")  # fmt: skip
+    with pytest.raises(InputError, match=r"not listed .*'shard_0002\.h5'"):
+        EEGDataset.from_folder(folder)
     (folder / "index.json").unlink()
     with pytest.raises(ValueError, match="shard_0002.h5 starts at sample 0"):
         EEGDataset.from_folder(folder)
