@@ -33,17 +33,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from benchlib import cpu_model, loadavg
+from benchlib import cpu_model, loadavg, peak_rss_kb, reset_peak_rss
 
 SHEET = "V1_Exc_L4"
 PART = 50_000
-
-
-def _peak_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
-            return int(line.split()[1])
-    return 0
 
 
 def original(folder: Path, out: Path, images: int) -> None:
@@ -73,8 +66,8 @@ def worker(kind: str, folder: Path, out: Path, images: int) -> dict:
     from spikeforge.cortical.export import export_part
     from spikeforge.cortical.parts import DatastorePart
 
-    before = _peak_kb()
-    Path("/proc/self/clear_refs").write_text("5")
+    before = peak_rss_kb()
+    reset_peak_rss()
     start = time.perf_counter()
     if kind == "original":
         original(folder, out, images)
@@ -87,7 +80,7 @@ def worker(kind: str, folder: Path, out: Path, images: int) -> dict:
         for k, _ in enumerate(DatastorePart(folder, SHEET).presentations(0)):
             if k + 1 == images:
                 break
-    return {"seconds": time.perf_counter() - start, "extra_mb": (_peak_kb() - before) / 1024}
+    return {"seconds": time.perf_counter() - start, "extra_mb": (peak_rss_kb() - before) / 1024}
 
 
 def run(kind: str, folder: Path, images: int) -> dict:

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from benchlib import cpu_model, loadavg
+from benchlib import cpu_model, loadavg, peak_rss_kb, reset_peak_rss
 
 
 def spec_for(minutes: float, units: bool = True):
@@ -125,13 +125,6 @@ def baseline(spec, root: Path) -> int:
     return total
 
 
-def _peak_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
-            return int(line.split()[1])
-    return 0
-
-
 def worker(kind: str, minutes: float, units: bool, out: Path) -> dict:
     import scipy.signal  # noqa: F401
     import scipy.special  # noqa: F401
@@ -140,8 +133,8 @@ def worker(kind: str, minutes: float, units: bool, out: Path) -> dict:
 
     spec = spec_for(minutes, units)
     write.draw_labels(spec)  # warm the imports and caches, not the measurement
-    before = _peak_kb()
-    Path("/proc/self/clear_refs").write_text("5")
+    before = peak_rss_kb()
+    reset_peak_rss()
     start = time.perf_counter()
     if kind == "baseline":
         spikes = baseline(spec, out)
@@ -151,7 +144,7 @@ def worker(kind: str, minutes: float, units: bool, out: Path) -> dict:
         spikes = sum(u["n_spikes"] for u in truth["units"])
     seconds = time.perf_counter() - start
     written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"seconds": seconds, "extra_mb": (_peak_kb() - before) / 1024,
+    return {"seconds": seconds, "extra_mb": (peak_rss_kb() - before) / 1024,
             "spikes": spikes, "bytes": written}  # fmt: skip
 
 

@@ -76,3 +76,8 @@ def peak_rss_kb() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def reset_peak_rss() -> None:
+    """Start peak_rss_kb() over from the current size (Linux: /proc/self/clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")

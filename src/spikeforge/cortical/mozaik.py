@@ -98,10 +98,7 @@ class Quantity:
         self.units = units
 
     def scale_to_ms(self) -> float:
-        names = [getattr(unit, "name", "") for unit in (self.units or {})]
-        if len(names) != 1 or names[0] not in TIME_SCALE_MS:
-            raise ValueError(f"not a time unit: {names}")
-        return TIME_SCALE_MS[names[0]]
+        return _unit_scale(self.units)
 
     def ms(self) -> np.ndarray:
         return self.value * self.scale_to_ms()

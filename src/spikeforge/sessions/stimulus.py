@@ -188,10 +188,6 @@ def watchlog_blocks(playback: Playback, frames_per_block: int = 16_384) -> Itera
         yield "".join(lines)
 
 
-def watchlog_text(playback: Playback) -> str:
-    return "".join(watchlog_blocks(playback))
-
-
 # --------------------------------------------------------------------------------- labels
 @dataclass(frozen=True)
 class Label:
