@@ -7,6 +7,8 @@ if CORTICAL.source == "mock":
             CORTICAL.logs["mock_datastores"],
         conda:
             "../../envs/spikeforge.yaml"
+        resources:
+            **resources.per_attempt(resources.DEFAULT_MB),
         params:
             spec=lambda wildcards: CORTICAL.mock_spec(wildcards.variant),
             parts=lambda wildcards: [int(p) for p in CORTICAL.parts[wildcards.variant]],
@@ -39,7 +41,7 @@ for cortical_variant, cortical_sheet in CORTICAL.rules():
         conda:
             "../../envs/spikeforge.yaml"
         resources:
-            mem_mb=resources.cortical_mem_mb(CORTICAL, cortical_sheet),
+            **resources.per_attempt(resources.cortical_mem_mb(CORTICAL, cortical_sheet)),
         params:
             settings=CORTICAL.settings(cortical_variant, cortical_sheet),
             version=SPIKEFORGE_VERSION,

@@ -7,6 +7,8 @@ if PAIRED.source == "mock":
             PAIRED.logs["mock_spe1_probe"],
         conda:
             "../../envs/spikeforge.yaml"
+        resources:
+            **resources.per_attempt(resources.DEFAULT_MB),
         params:
             version=SPIKEFORGE_VERSION,
         script:
@@ -21,7 +23,7 @@ if PAIRED.source == "mock":
         conda:
             "../../envs/spikeforge.yaml"
         resources:
-            mem_mb=resources.paired_mem_mb(PAIRED, "mock_spe1_cell"),
+            **resources.per_attempt(resources.paired_mem_mb(PAIRED, "mock_spe1_cell")),
         params:
             duration_s=PAIRED.cfg["mock"]["duration_s"],
             seed=PAIRED.seed,
@@ -38,6 +40,8 @@ if PAIRED.source == "mock":
             PAIRED.logs["mock_spe1_summary"],
         conda:
             "../../envs/spikeforge.yaml"
+        resources:
+            **resources.per_attempt(resources.DEFAULT_MB),
         params:
             version=SPIKEFORGE_VERSION,
         script:
@@ -58,8 +62,11 @@ rule convert_cell:
         "../../envs/spikeforge.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wildcards, threads: resources.paired_mem_mb(
-            PAIRED, "convert_cell", threads
+        **resources.per_attempt(
+            lambda wildcards, threads: resources.paired_mem_mb(
+                PAIRED, "convert_cell", threads
+            ),
+            resources.paired_runtime(PAIRED, "convert_cell"),
         ),
     params:
         settings=lambda wildcards: PAIRED.cell_settings(wildcards.cell),

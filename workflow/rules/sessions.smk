@@ -7,8 +7,9 @@ rule mock_session:
         "../../envs/spikeforge.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wildcards, threads: resources.session_mem_mb(
-            SESSIONS.cfg, threads
+        **resources.per_attempt(
+            lambda wildcards, threads: resources.session_mem_mb(SESSIONS.cfg, threads),
+            resources.session_runtime(SESSIONS.cfg),
         ),
     params:
         spec=lambda wildcards: SESSIONS.spec(wildcards.patient, wildcards.session),
@@ -24,6 +25,8 @@ rule movie_annotation:
         SESSIONS.logs["movie_annotation"],
     conda:
         "../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(resources.DEFAULT_MB),
     params:
         spec=SESSIONS.spec(*SESSIONS.sessions()[0]),
         version=SPIKEFORGE_VERSION,

@@ -16,6 +16,8 @@ for spiketrain_format in SPIKETRAINS.formats:
             SPIKETRAINS.logs[spiketrain_format],
         conda:
             "../../envs/spikeforge.yaml"
+        resources:
+            **resources.per_attempt(resources.DEFAULT_MB),
         params:
             settings=spiketrain_settings,
             fmt=spiketrain_format,

@@ -1,10 +1,13 @@
-"""Memory each job needs (MB), from the config and the sizes it implies: what the Slurm
-executor requests per job. Figures come from the benchmarks' peak-RSS measurements with
-room to spare; every job's memory is independent of the recording or dataset length."""
+"""Memory (MB) and runtime (minutes) each job needs, from the config and the sizes it implies:
+what the Slurm executor requests per job. Figures come from the benchmarks' peak-RSS and
+throughput measurements with room to spare; every job's memory is independent of the
+recording or dataset length. Both grow with the attempt, so a job killed for memory or time
+is resubmitted with twice as much (`retries:` in the Slurm profile)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from spikeforge.eeg.clips import CLIP_SAMPLES
@@ -15,6 +18,47 @@ from spikeforge.workflow.layout import EEGLayout, PairedLayout
 
 PYTHON_MB = 400  # interpreter, numpy, scipy, h5py and spikeinterface imported
 MARGIN = 1.5
+DEFAULT_MB = PYTHON_MB + 600  # a job that holds one item at a time
+MIN_RUNTIME = 10  # minutes: start-up, imports and a slow shared file system
+
+Amount = int | float | Callable[..., float]
+
+
+def per_attempt(mem_mb: Amount, runtime: Amount = MIN_RUNTIME) -> dict[str, Callable[..., int]]:
+    """A rule's `resources:`: memory and runtime, each a number or a function of
+    (wildcards, threads), multiplied by the attempt (1 on the first submission)."""
+
+    def scaled(amount: Amount) -> Callable[..., int]:
+        if callable(amount):
+            return lambda wildcards, threads, attempt: int(
+                math.ceil(amount(wildcards, threads) * attempt)
+            )
+        return lambda wildcards, attempt: int(math.ceil(amount * attempt))
+
+    return {"mem_mb": scaled(mem_mb), "runtime": scaled(runtime)}
+
+
+def minutes(seconds: float) -> int:
+    """A runtime request: the estimate with room to spare, never under MIN_RUNTIME."""
+    return max(MIN_RUNTIME, int(math.ceil(MIN_RUNTIME + 2 * seconds / 60)))
+
+
+def eeg_runtime(eeg: EEGLayout, rule: str, split: str | None = None) -> int:
+    """Minutes of one job of an EEG rule, from throughputs measured on a 2-core laptop
+    (benchmarks/) divided by four for slower cluster cores."""
+    n_regions = eeg.n_regions
+    if rule == "simulate_tvb":
+        # 0.017 simulated s per wall s at 998 regions; the coupling grows with the regions
+        rate = 0.017 * (998 / max(n_regions, 1)) ** 2
+        return minutes(4 * eeg.raw_cfg["tvb"]["duration_s"] / min(rate, 10.0))
+    if rule == "synthesize_shard":
+        return minutes(4 * eeg.samples_per_shard / 400)  # 400 samples/s in one process
+    if rule in ("sample_plan", "import_deepsif_plan", "export_deepsif"):
+        samples = max(eeg.split_size(s) for s in eeg.splits) if eeg.splits else 0
+        return minutes(4 * samples * 2e-3)  # 1.6 ms a sample
+    if rule in ("extract_clips", "spike_library"):
+        return minutes(4 * 60 * n_regions / 100)
+    return MIN_RUNTIME
 
 
 def _mb(n_bytes: float) -> int:
@@ -57,7 +101,7 @@ def paired_mem_mb(paired: PairedLayout, rule: str, threads: int = 1) -> int:
         # SpikeInterface's generator holds the patch trace and one second of 384 channels
         patch = paired.cfg["mock"]["duration_s"] * 50_024 * 8 * 3
         return PYTHON_MB + _mb(MARGIN * (patch + 300e6))
-    return PYTHON_MB + 600
+    return DEFAULT_MB
 
 
 def session_mem_mb(cfg: dict, threads: int) -> int:
@@ -76,3 +120,20 @@ def cortical_mem_mb(layout: Any, sheet_folder: str) -> int:
     """Memory of one cortical export: one segment's spike trains as stand-ins (about 1 kB a
     neuron) and a block of keys; independent of the number of images."""
     return PYTHON_MB + _mb(MARGIN * (layout.neurons(sheet_folder) * 1_500 + 200e6))
+
+
+def paired_runtime(paired: PairedLayout, rule: str) -> int:
+    """Minutes of a paired job: a cell's pass reads its recording about at 20 MB/s a core
+    on slow storage."""
+    if rule == "convert_cell":
+        longest_s = 3600.0 if paired.source != "mock" else paired.cfg["mock"]["duration_s"]
+        return minutes(longest_s * NPX_SAMPLING_HZ * NPX_CHANNELS * 2 / 20e6)
+    return MIN_RUNTIME
+
+
+def session_runtime(cfg: dict) -> int:
+    """Minutes of a mock session: about 1.2 s of writing per 90 min of 100 units at 1 thread
+    (benchmarks/bench_sessions.py), with the LFP's 1 kHz channels on top."""
+    units = len(cfg["regions"]) * cfg["channels_per_region"] * cfg["units_per_channel"][1]
+    hours = float(cfg["duration_s"]) / 5400
+    return minutes(4 * 30 * hours * (units / 100 + 1))

@@ -5,6 +5,8 @@ rule demo_anatomy:
         EEG.logs["demo_anatomy"],
     conda:
         "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(resources.DEFAULT_MB),
     params:
         n_regions=EEG.cfg["anatomy"]["demo"]["n_regions"],
         n_channels=EEG.cfg["anatomy"]["demo"]["n_channels"],
@@ -23,6 +25,8 @@ rule anatomy:
         EEG.logs["anatomy"],
     conda:
         "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(resources.DEFAULT_MB),
     params:
         variables={
             f"{name}_key": EEG.cfg["anatomy"]["files"][f"{name}_key"]

@@ -7,6 +7,11 @@ rule mock_raw_nmm:
         EEG.logs["mock_raw_nmm"],
     conda:
         "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(
+            resources.eeg_mem_mb(EEG, "extract_clips"),
+            resources.eeg_runtime(EEG, "extract_clips"),
+        ),
     params:
         iterations=EEG.raw_cfg["iterations"],
         duration_s=EEG.raw_cfg["mock"]["duration_s"],
@@ -27,7 +32,10 @@ rule simulate_tvb:
     conda:
         "../../../envs/spikeforge.yaml"
     resources:
-        mem_mb=resources.eeg_mem_mb(EEG, "simulate_tvb"),
+        **resources.per_attempt(
+            resources.eeg_mem_mb(EEG, "simulate_tvb"),
+            resources.eeg_runtime(EEG, "simulate_tvb"),
+        ),
     params:
         out_dir=lambda wildcards, output: str(Path(output[0]).parents[1]),
         duration_s=EEG.raw_cfg["tvb"]["duration_s"],
@@ -50,7 +58,10 @@ rule extract_clips:
     conda:
         "../../../envs/spikeforge.yaml"
     resources:
-        mem_mb=lambda wildcards: resources.eeg_mem_mb(EEG, "extract_clips"),
+        **resources.per_attempt(
+            resources.eeg_mem_mb(EEG, "extract_clips"),
+            resources.eeg_runtime(EEG, "extract_clips"),
+        ),
     params:
         raw_folder=EEG.raw_folder(),
         iterations=EEG.raw_cfg["iterations"],

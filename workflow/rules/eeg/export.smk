@@ -7,6 +7,8 @@ rule export_mat_shard:
         EEG.logs["export_mat_shard"],
     conda:
         "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(resources.DEFAULT_MB),
     params:
         version=SPIKEFORGE_VERSION,
     script:
@@ -27,6 +29,8 @@ rule export_mat_metadata:
         EEG.logs["export_mat_metadata"],
     conda:
         "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(resources.DEFAULT_MB),
     params:
         start=lambda wildcards: EEG.split_range(wildcards.split)[0],
         leadfield=EEG.anatomy_inputs()["leadfield"],
@@ -46,6 +50,11 @@ rule export_deepsif:
         EEG.logs["export_deepsif"],
     conda:
         "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(
+            resources.eeg_mem_mb(EEG, "export_deepsif"),
+            resources.eeg_runtime(EEG, "export_deepsif"),
+        ),
     params:
         sample_range=lambda wildcards: EEG.split_range(wildcards.split),
         version=SPIKEFORGE_VERSION,

@@ -7,6 +7,8 @@ rule mock_spike_clips:
         EEG.logs["mock_spike_clips"],
     conda:
         "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(resources.DEFAULT_MB),
     params:
         clips_per_region=EEG.cfg["spike_library"]["mock_clips_per_region"],
         seed=EEG.seed,
@@ -26,7 +28,10 @@ rule spike_library:
     conda:
         "../../../envs/spikeforge.yaml"
     resources:
-        mem_mb=lambda wildcards: resources.eeg_mem_mb(EEG, "spike_library"),
+        **resources.per_attempt(
+            resources.eeg_mem_mb(EEG, "spike_library"),
+            resources.eeg_runtime(EEG, "spike_library"),
+        ),
     params:
         folder=lambda wildcards, input: clip_root(input.clips),
         regions=EEG.library_regions(),

@@ -12,7 +12,10 @@ if EEG.plan_cfg["source"] == "deepsif":
         conda:
             "../../../envs/spikeforge.yaml"
         resources:
-            mem_mb=lambda wildcards: resources.eeg_mem_mb(EEG, "import_deepsif_plan"),
+            **resources.per_attempt(
+                resources.eeg_mem_mb(EEG, "import_deepsif_plan"),
+                resources.eeg_runtime(EEG, "import_deepsif_plan"),
+            ),
         params:
             seed=EEG.seed,
             version=SPIKEFORGE_VERSION,
@@ -32,7 +35,10 @@ else:
         conda:
             "../../../envs/spikeforge.yaml"
         resources:
-            mem_mb=lambda wildcards: resources.eeg_mem_mb(EEG, "sample_plan"),
+            **resources.per_attempt(
+                resources.eeg_mem_mb(EEG, "sample_plan"),
+                resources.eeg_runtime(EEG, "sample_plan"),
+            ),
         params:
             settings=lambda wildcards: EEG.plan_settings(wildcards.split),
             expected_regions=EEG.raw_regions() if EEG.clip_source == "raw" else None,

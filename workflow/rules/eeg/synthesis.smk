@@ -10,7 +10,10 @@ rule synthesize_shard:
     conda:
         "../../../envs/spikeforge.yaml"
     resources:
-        mem_mb=lambda wildcards: resources.eeg_mem_mb(EEG, "synthesize_shard"),
+        **resources.per_attempt(
+            resources.eeg_mem_mb(EEG, "synthesize_shard"),
+            resources.eeg_runtime(EEG, "synthesize_shard"),
+        ),
     params:
         sample_range=lambda wildcards: EEG.shard_range(wildcards.split, wildcards.shard),
         noise=EEG.cfg["synthesis"]["noise"],
@@ -35,6 +38,8 @@ rule split_index:
         EEG.logs["split_index"],
     conda:
         "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(resources.DEFAULT_MB),
     params:
         version=SPIKEFORGE_VERSION,
     script:
