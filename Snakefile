@@ -27,6 +27,8 @@
 #   results/spiketrains/{source}/{item}/         spiketrains: {raster,ragged,group,paired}.h5,
 #                                                units.nwb, units.mat, phy/ (one job per format)
 #   resources/demo/...                           generated inputs (demo head model, mocks)
+#   <output>.manifest.json                       beside every output: its files' sizes and
+#                                                sha256, what made it (spikeforge-verify)
 #   logs/{chain step}/...                        one log per job
 from snakemake.utils import min_version
 from spikeforge.workflow.config import DEMO_CONFIG

@@ -1054,3 +1054,22 @@ def test_spike_trains_of_a_converted_cell_are_its_ground_truth(chain, tmp_path):
     assert np.array_equal(
         trains.recording_properties["channel_positions"], chain.channel_map.locations
     )
+
+
+def test_mock_summary_is_byte_identical_when_rewritten_later(tmp_path):
+    """Excel stores its save time (document properties and zip entries): fixed, so a
+    rebuilt summary matches; pandas and openpyxl still read it."""
+    import time
+
+    import openpyxl
+    import pandas as pd
+
+    from spikeforge.paired.mock import write_summary
+
+    rows = [{"Cell": "c2", "x": 2}, {"Cell": "c1", "x": 1}]
+    write_summary(tmp_path / "a.xlsx", rows)
+    time.sleep(2.1)  # zip entry times have a resolution of 2 s, the properties of 1 s
+    write_summary(tmp_path / "b.xlsx", rows)
+    assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
+    assert pd.read_excel(tmp_path / "a.xlsx")["Cell"].tolist() == ["c1", "c2"]
+    assert openpyxl.load_workbook(tmp_path / "a.xlsx").properties.created.year == 2000

@@ -12,6 +12,7 @@ from scipy.sparse import load_npz
 from workflow_run import (
     assert_startup_failure,
     job_counts,
+    output_names,
     sha256_tree,
     snakemake,
     succeeded,
@@ -49,10 +50,10 @@ def run_folder(tmp_path_factory) -> Path:
 def test_parts_are_exported_in_the_groups_layout(run_folder):
     out = run_folder / "results" / "cortical"
     spec = MockSpec(neurons={"X_OFF": 9, "V1_Inh_L2/3": 14}, images=3, trials=2, seed=20261121)
-    assert sorted(p.name for p in (out / "test" / "spikes" / "V1_Inh_L23").iterdir()) == [
+    assert output_names(out / "test" / "spikes" / "V1_Inh_L23") == [
         "spikes_trial_0_V1_Inh_L23_300000.npz", "spikes_trial_1_V1_Inh_L23_300000.npz",
     ]  # fmt: skip
-    assert sorted(p.name for p in (out / "train" / "spikes" / "X_OFF").iterdir()) == [
+    assert output_names(out / "train" / "spikes" / "X_OFF") == [
         "spikes_X_OFF_50000.npz", "spikes_X_OFF_50100.npz",
     ]  # fmt: skip
     known = truth(spec, 300_000, "V1_Inh_L2/3", 1)
@@ -154,7 +155,7 @@ def test_datastore_folders_export_and_a_new_part_adds_only_its_jobs(tmp_path):
     run = snakemake(workdir, config)
     assert run.returncode == 0, succeeded(run)
     spikes = workdir / "results" / "cortical" / "train" / "spikes" / "X_ON"
-    assert sorted(p.name for p in spikes.iterdir()) == [
+    assert output_names(spikes) == [
         "spikes_X_ON_70000.npz", "spikes_X_ON_70100.npz",
     ]  # fmt: skip
     known = truth(spec, 70_100, "X_ON", 0)

@@ -54,7 +54,11 @@ def test_tiny_build_outputs(tiny_build):
     expected_ranges = {"train": [(0, 20)], "test": [(5, 25), (25, 35)]}
     for split, ranges in expected_ranges.items():
         shards = sorted(p.name for p in (results / split / "hdf5").glob("shard_*"))
-        assert shards == [f"shard_{k:04d}.h5" for k in range(len(ranges))]
+        assert shards == sorted(
+            name
+            for k in range(len(ranges))
+            for name in (f"shard_{k:04d}.h5", f"shard_{k:04d}.h5.manifest.json")
+        )
         index = json.loads((results / split / "hdf5" / "index.json").read_text())
         assert [(e["file"], e["first_index"], e["n_samples"]) for e in index["shards"]] == [
             (f"shard_{k:04d}.h5", a, b - a) for k, (a, b) in enumerate(ranges)
@@ -135,6 +139,7 @@ def test_deleted_shard_rebuilds_alone_and_byte_identical(tiny_build):
         results / "test" / "hdf5" / "index.json",
         results / "run.json",
     )
+    rebuilt += tuple(Path(f"{r}.manifest.json") for r in rebuilt)
     for path, mtime in before_mtimes.items():
         if not any(path == r or r in path.parents for r in rebuilt):
             assert path.stat().st_mtime_ns == mtime, path
@@ -146,13 +151,10 @@ def test_same_shard_in_fresh_folder_is_byte_identical(tiny_build, tmp_path):
     run = snakemake(workdir, TINY, f"results/{REBUILT_SHARD}")
     assert run.returncode == 0, succeeded(run)
     fresh = sha256_tree(workdir / "results")
-    assert sorted(fresh) == [
-        "anatomy/anatomy.h5",
-        "plan/test.h5",
-        "run.json",
-        "spike_library/library.h5",
-        REBUILT_SHARD,
-    ]
+    outputs = ["anatomy/anatomy.h5", "plan/test.h5", "spike_library/library.h5", REBUILT_SHARD]
+    assert sorted(fresh) == sorted(
+        ["run.json", *outputs, *(f"{name}.manifest.json" for name in outputs)]
+    )
     differing = sorted(
         k for k, digest in fresh.items() if tiny_build.hashes.get(k) != digest and k != "run.json"
     )
@@ -246,22 +248,28 @@ def test_size_estimate_against_what_the_run_wrote(tiny_build):
 
 
 def test_unexpected_error_leaves_its_traceback_in_the_rule_log(tmp_path):
-    """A damaged intermediate file (not user input) is an unexpected error: its traceback
-    goes to the rule's log, the console gets one line naming the job and the log."""
+    """An intermediate file the code cannot handle (a bug's way to fail, not bad input: here
+    a library whose clips are one-dimensional, made by no spikeforge, so without manifest) is
+    an unexpected error: its traceback goes to the rule's log, the console gets one line
+    naming the job and the log."""
     workdir = tmp_path / "run"
     run = snakemake(workdir, TINY, "results/spike_library/library.h5")
     assert run.returncode == 0, succeeded(run)
     library = workdir / "results" / "spike_library" / "library.h5"
-    library.write_bytes(np.random.default_rng(2).bytes(4096))
+    library.unlink()
+    (workdir / "results" / "spike_library" / "library.h5.manifest.json").unlink()
+    with h5py.File(library, "w") as handle:
+        for name in ("clips", "projection", "region", "centre_waveform"):
+            handle[name] = np.zeros(4)
     run = snakemake(workdir, TINY, "results/plan/train.h5")
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("spikeforge: error:")]
     assert len(errors) == 1, run.output[-5000:]
     log = "logs/plan/train.log"
-    assert "sample_plan train: unexpected OSError" in errors[0] and log in errors[0]
+    assert "sample_plan train: unexpected ValueError" in errors[0] and log in errors[0]
     log_text = (workdir / log).read_text()
     assert "Traceback (most recent call last)" in log_text
-    assert "site-packages/h5py" in log_text and "spikeforge/eeg/plan.py" in log_text
+    assert "spikeforge/eeg/library.py" in log_text and "spikeforge/eeg/plan.py" in log_text
     # The traceback reaches the console only where the profile's show-failed-logs prints
     # the log, not on the job's own stderr.
     outside_logs = re.sub(r"Logfile .*?:\n=+\n.*?\n=+\n", "", run.stderr, flags=re.S)

@@ -110,6 +110,8 @@ def test_deleted_cell_rebuilds_that_cell_only(paired_build):
 def test_bad_binary_size_is_a_clear_error(paired_build, tmp_path):
     spe1 = tmp_path / "spe1"
     shutil.copytree(paired_build / "resources" / "demo" / "spe1", spe1)
+    for made_by_the_mock in spe1.rglob("*.manifest.json"):  # a user's folder has none
+        made_by_the_mock.unlink()
     binary = next((spe1 / "Recordings" / "cell_a").glob("*npx_raw.bin"))
     with open(binary, "ab") as handle:
         handle.write(b"\0" * 3)

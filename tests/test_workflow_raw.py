@@ -114,6 +114,8 @@ def test_missing_raw_chunk_and_region_mismatch(raw_build, tmp_path):
     raw = raw_build / "resources" / "demo" / "raw_nmm"
     folder = tmp_path / "raw_nmm"
     shutil.copytree(raw, folder)
+    for made_by_the_mock in folder.rglob("*.manifest.json"):  # a user's folder has none
+        made_by_the_mock.unlink()
     (folder / "a9" / "mean_iter_1_a_iter_9_1.mat").unlink()
     config = raw_config(raw=dict(RAW_EEG["raw"], source="folder", folder=str(folder)))
     workdir = tmp_path / "run"

@@ -14,6 +14,7 @@ import pytest
 from workflow_run import (
     assert_startup_failure,
     job_counts,
+    output_names,
     sha256_tree,
     snakemake,
     succeeded,
@@ -60,7 +61,7 @@ def test_each_session_is_in_the_layout_and_exported_in_every_format(run_folder):
         expected = session.to_spiketrains()
         assert expected.n_units > 4 and expected.n_spikes > 500
         exports = results / "spiketrains" / "sessions" / f"patient_4_session_{number}"
-        assert sorted(p.name for p in exports.iterdir()) == sorted(output_name(f) for f in FORMATS)
+        assert output_names(exports) == sorted(output_name(f) for f in FORMATS)
         for fmt in FORMATS:
             loaded = read_spiketrains(exports / output_name(fmt))
             assert loaded.unit_ids.tolist() == session.unit_names, fmt

@@ -12,6 +12,7 @@ from workflow_run import (
     assert_job_failure,
     assert_startup_failure,
     job_counts,
+    output_names,
     planned_outputs,
     sha256_tree,
     snakemake,
@@ -48,7 +49,7 @@ def test_every_format_holds_the_cells_ground_truth_unit(exports):
     expected = from_paired_cell(cell)
     assert expected.n_spikes > 50
     folder = exports / "results" / "spiketrains" / "paired" / "cell_a"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(output_name(f) for f in FORMATS)
+    assert output_names(folder) == sorted(output_name(f) for f in FORMATS)
     samples = expected.times_in("samples")
     for fmt in FORMATS:
         loaded = read_spiketrains(folder / output_name(fmt))

@@ -83,6 +83,20 @@ def sha256_tree(root: Path) -> dict[str, str]:
     }
 
 
+def run_tree(workdir: Path) -> dict[str, str]:
+    """sha256 of every file a run made (results/ and resources/), by path in the run folder."""
+    return {
+        f"{top}/{name}": digest
+        for top in ("results", "resources")
+        for name, digest in sha256_tree(workdir / top).items()
+    }
+
+
+def output_names(folder: Path) -> list[str]:
+    """The names in `folder`, sorted, without the manifests written beside each output."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".manifest.json"))
+
+
 def job_counts(output: str) -> dict[str, int]:
     """The first 'Job stats' table of a snakemake run: rule -> number of jobs."""
     table = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal\s+\d+", output, re.S)

@@ -13,6 +13,7 @@ import scipy.sparse.csgraph
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
+from spikeforge.io.hdf5 import open_hdf5
 from spikeforge.io.mat import list_mat_keys, load_mat
 
 LEADFIELD_KEYS = ("fwd", "forward", "leadfield", "L")
@@ -197,7 +198,7 @@ def consolidate_anatomy(
 
 
 def read_anatomy(path: str | Path) -> Anatomy:
-    with h5py.File(path, "r") as src:
+    with open_hdf5(path, "head model (anatomy.h5)") as src:
         flat = src["neighbours"][()].astype(np.int64)
         offsets = src["neighbour_offsets"][()]
         neighbours = tuple(flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True))

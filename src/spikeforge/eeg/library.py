@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from spikeforge.core.seeding import STREAM_MOCK, rng
 from spikeforge.eeg.anatomy import read_anatomy
 from spikeforge.eeg.clips import CLIP_SAMPLES
 from spikeforge.eeg.raw import region_folder_name
+from spikeforge.io.hdf5 import open_hdf5
 from spikeforge.io.mat import load_mat, save_mat
 
 _CLIP_NAME = re.compile(r"^nmm_(\d+)\.mat$")
@@ -212,11 +214,16 @@ class Library:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
-        self._clips = self._file["clips"]
-        self.projection = self._file["projection"]
-        self.region = self._file["region"][()]
-        self.centre_waveform = self._file["centre_waveform"]
+        self._opened = open_hdf5(self.path, "spike library")
+        self._file = self._opened.__enter__()
+        try:
+            self._clips = self._file["clips"]
+            self.projection = self._file["projection"]
+            self.region = self._file["region"][()]
+            self.centre_waveform = self._file["centre_waveform"]
+        except BaseException:
+            self._opened.__exit__(*sys.exc_info())
+            raise
         self.n_clips, self.n_regions, self.n_time = self._clips.shape
         starts = np.searchsorted(self.region, np.arange(self.n_regions + 1))
         self.region_rows = starts  # rows of region r: starts[r]:starts[r+1]

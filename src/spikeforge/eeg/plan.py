@@ -28,6 +28,7 @@ from spikeforge.core.files import atomic_path
 from spikeforge.core.seeding import STREAM_DATASET, STREAM_PLAN
 from spikeforge.eeg.anatomy import Anatomy, read_anatomy
 from spikeforge.eeg.library import Library
+from spikeforge.io.hdf5 import open_hdf5
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ def write_plan(plan: Plan | Iterable[Plan], path: str | Path) -> None:
 
 def read_plan(path: str | Path, start: int = 0, stop: int | None = None) -> Plan:
     """Rows start..stop of a plan file (only those rows are read)."""
-    with h5py.File(path, "r") as src:
+    with open_hdf5(path, "sample plan") as src:
         arrays = {name: src[name][start:stop] for name in PLAN_ARRAYS}
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in src.attrs.items()}
     return Plan(**arrays, attrs=attrs)

@@ -85,13 +85,40 @@ def _sorted_summary(frame: Any) -> Any:
     )
 
 
+# Excel files carry their creation time twice (document properties, zip entry times): both
+# are fixed so that a rebuilt summary is byte-identical.
+_FIXED_XLSX_TIME = "2000-01-01T00:00:00Z"
+_FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
+
+
+def _to_xlsx(frame: Any, path: Path) -> None:
+    import re
+    import zipfile
+
+    frame.to_excel(path, index=False, engine="openpyxl")
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w") as target:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(
+                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(<)",
+                    rb"\g<1>" + _FIXED_XLSX_TIME.encode() + rb"\g<2>",
+                    data,
+                )
+            fixed = zipfile.ZipInfo(info.filename, date_time=_FIXED_ZIP_TIME)
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            target.writestr(fixed, data)
+
+
 def write_summary(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """A Data Summary.xlsx holding `rows` (one per cell), ordered by cell number."""
     import pandas as pd
 
     frame = _sorted_summary(pd.DataFrame([dict(row) for row in rows]))
     with atomic_path(path, suffix=".xlsx") as tmp:
-        frame.to_excel(tmp, index=False, engine="openpyxl")
+        _to_xlsx(frame, tmp)
 
 
 def write_summary_from_rows(path: str | Path, row_files: Sequence[str | Path]) -> None:
@@ -115,7 +142,7 @@ def upsert_summary_row(path: str | Path, row: Mapping[str, Any]) -> None:
         else:
             frame = pd.DataFrame([dict(row)])
         with atomic_path(path, suffix=".xlsx") as tmp:
-            _sorted_summary(frame).to_excel(tmp, index=False, engine="openpyxl")
+            _to_xlsx(_sorted_summary(frame), tmp)
 
 
 @dataclass(frozen=True)

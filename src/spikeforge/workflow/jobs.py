@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from spikeforge.core import lifeline, manifest
 from spikeforge.core.errors import InputError
 
 CONSOLE_PREFIX = "spikeforge"
@@ -40,7 +41,11 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     written to the log and to stderr, and exit status 1. Any other exception writes its
     traceback to the log and one line pointing there to stderr. Outputs are written
     atomically, so nothing partial is left behind.
+
+    Before `main`, an input whose manifest no longer matches it is refused; after it, every
+    output gets its manifest (spikeforge.core.manifest).
     """
+    lifeline.tie_to_snakemake()
     log_path = snakemake.log[0] if len(snakemake.log) else None
     job = _job_name(snakemake)
     console = logging.StreamHandler(sys.stderr)
@@ -55,8 +60,20 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     logging.raiseExceptions = False
     logging.captureWarnings(True)
     log_hint = f" (traceback in {log_path})" if log_path else ""
+    outputs = [str(p) for p in getattr(snakemake, "output", [])]
     try:
+        manifest.remove_manifests(outputs)
+        inputs = _named_paths(getattr(snakemake, "input", []))
+        manifest.check_inputs(inputs.values())
         main(snakemake)
+        manifest.write_manifests(
+            outputs,
+            rule=str(snakemake.rule),
+            wildcards=dict(getattr(snakemake, "wildcards", {}) or {}),
+            version=_version(),
+            params=_named_values(getattr(snakemake, "params", [])),
+            inputs=inputs,
+        )
     except InputError as error:
         _log_only(logging.ERROR, "bad input: %s", error)
         print(f"{CONSOLE_PREFIX}: error: {error}", file=sys.stderr)
@@ -72,6 +89,39 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
         sys.exit(1)
     except Exception as error:
         _unexpected(job, error, log_hint)
+
+
+def _named_values(namedlist: Any) -> dict[str, Any]:
+    """A Snakemake Namedlist as {name: value or list of values}, unnamed entries by position."""
+    owner = {}
+    for name, (start, end) in getattr(namedlist, "_names", {}).items():
+        for k in range(start, start + 1 if end is None else end):
+            owner[k] = (name, end is not None)
+    values: dict[str, Any] = {}
+    for k, value in enumerate(namedlist):
+        name, is_list = owner.get(k, (str(k), False))
+        if is_list:
+            values.setdefault(name, []).append(value)
+        else:
+            values[name] = value
+    return values
+
+
+def _named_paths(namedlist: Any) -> dict[str, str]:
+    """Input files by name (`clips[3]` for the 4th of a list), in order."""
+    paths = {}
+    for name, value in _named_values(namedlist).items():
+        if isinstance(value, list):
+            paths.update({f"{name}[{k}]": str(v) for k, v in enumerate(value)})
+        else:
+            paths[name] = str(value)
+    return paths
+
+
+def _version() -> str:
+    from spikeforge import __version__
+
+    return __version__
 
 
 def _unexpected(job: str, error: Exception, log_hint: str) -> None:

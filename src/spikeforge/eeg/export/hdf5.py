@@ -28,7 +28,7 @@ from spikeforge.eeg.anatomy import read_anatomy
 from spikeforge.eeg.library import Library
 from spikeforge.eeg.plan import PATCH_WIDTH, Plan, read_plan
 from spikeforge.eeg.synthesis import SampleBlock, synthesize
-from spikeforge.io.hdf5 import compression_args
+from spikeforge.io.hdf5 import compression_args, open_hdf5
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def write_split_index(path: str | Path, shard_paths: Sequence[str | Path]) -> di
     leftover of another run in the same folder). Shards must continue each other's indices."""
     entries = []
     for shard_path in shard_paths:
-        with h5py.File(shard_path, "r") as shard:
+        with open_hdf5(shard_path, "HDF5 shard") as shard:
             first = int(shard.attrs["first_index"])
             entries.append(
                 {

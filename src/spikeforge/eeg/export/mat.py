@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from spikeforge.core.files import atomic_directory
 from spikeforge.eeg.export.hdf5 import EEGShard
+from spikeforge.io.hdf5 import open_hdf5
 from spikeforge.io.mat import save_mat
 
 
@@ -68,7 +68,7 @@ def export_mat_metadata(
     """The export_mat_metadata job: the split's extraction_metadata.mat, counting the samples
     of its (named) shard folders."""
     n_extracted = sum(len(list(Path(f).glob("sample_*.mat"))) for f in shard_folders)
-    with h5py.File(anatomy_path, "r") as anatomy:
+    with open_hdf5(anatomy_path, "head model (anatomy.h5)") as anatomy:
         shape = anatomy["leadfield"].shape
     write_extraction_metadata(
         path,

@@ -1,0 +1,5 @@
+import sys
+
+from spikeforge.verify.command import main
+
+sys.exit(main())
