@@ -1073,3 +1073,33 @@ def test_mock_summary_is_byte_identical_when_rewritten_later(tmp_path):
     assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
     assert pd.read_excel(tmp_path / "a.xlsx")["Cell"].tolist() == ["c1", "c2"]
     assert openpyxl.load_workbook(tmp_path / "a.xlsx").properties.created.year == 2000
+
+
+def test_paired_dataset_loader_names_truncated_missing_and_extra_arrow_files(tmp_path):
+    import datasets
+
+    from spikeforge.core.errors import InputError
+    from spikeforge.io.hf_datasets import load_dataset_dict
+
+    folder = tmp_path / "cell"
+    table = {"sample_id": list(range(400)), "x": [[float(i)] * 50 for i in range(400)]}
+    whole = datasets.DatasetDict(
+        train=datasets.Dataset.from_dict(table), test=datasets.Dataset.from_dict(table)
+    )
+    whole.save_to_disk(str(folder), num_shards={"train": 2, "test": 1})
+    loaded = load_dataset_dict(folder)
+    assert loaded["train"]["sample_id"] == list(range(400))  # what load_from_disk gives
+
+    first, second = sorted((folder / "train").glob("*.arrow"))
+    extra = folder / "train" / "data-00009-of-00009.arrow"
+    extra.write_bytes(first.read_bytes())
+    with pytest.raises(InputError, match="data-00009-of-00009.arrow: an Arrow file that state"):
+        load_dataset_dict(folder)
+    extra.unlink()
+    data = second.read_bytes()
+    second.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=f"{second.name}: not a complete Arrow stream"):
+        load_dataset_dict(folder)
+    second.unlink()
+    with pytest.raises(InputError, match=f"{second.name}: listed in state.json, not on disk"):
+        load_dataset_dict(folder)

@@ -54,5 +54,5 @@ def test_every_rule_requests_memory_and_time_that_double_on_the_retry(tmp_path):
         by_rule.setdefault(rule, resources)
     for rule, resources in second:
         base = by_rule[rule]
-        assert base["mem_mb"] >= 400 and base["runtime"] >= 10, (rule, base)
+        assert base["mem_mb"] >= 1000 and base["runtime"] >= 10, (rule, base)
         assert resources == {k: 2 * v for k, v in base.items()}, (rule, base, resources)

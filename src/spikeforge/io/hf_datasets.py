@@ -57,3 +57,58 @@ def write_split_metadata(
     (folder / "dataset_info.json").write_text(
         json.dumps({k: info[k] for k in sorted(info)}, indent=2)
     )
+
+
+def check_split_folder(folder: str | Path) -> list[Path]:
+    """The Arrow files a split folder's state.json lists, each checked: present, no Arrow file
+    it does not list, and readable to its end (a truncated stream is named; `datasets` would
+    only say how many bytes it missed). Raises InputError naming the file."""
+    import pyarrow as pa
+
+    from spikeforge.core.errors import InputError
+    from spikeforge.core.manifest import manifest_path, mismatch, read_manifest
+
+    folder = Path(folder)
+    if manifest_path(folder).exists():
+        problem = mismatch(folder, read_manifest(manifest_path(folder)))
+        if problem:
+            raise InputError(folder, f"{problem} (damaged since it was made)")
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        listed = [entry["filename"] for entry in state["_data_files"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(folder / "state.json", f"not a dataset split's state ({error})") from None
+    for extra in sorted({p.name for p in folder.glob("*.arrow")} - set(listed)):
+        raise InputError(folder / extra, "an Arrow file that state.json does not list")
+    files = [folder / name for name in listed]
+    for path in files:
+        if not path.is_file():
+            raise InputError(path, "listed in state.json, not on disk")
+        try:
+            with pa.memory_map(str(path)) as source:
+                reader = pa.ipc.open_stream(source)
+                while True:
+                    try:
+                        reader.read_next_batch()
+                    except StopIteration:
+                        break
+        except (pa.ArrowInvalid, OSError) as error:
+            raise InputError(path, f"not a complete Arrow stream ({error})") from None
+    return files
+
+
+def load_dataset_dict(folder: str | Path) -> Any:
+    """`datasets.load_from_disk` of a dataset folder (dataset_dict.json and split folders)
+    after checking every split's files (check_split_folder); errors name the file."""
+    import datasets
+
+    from spikeforge.core.errors import InputError
+
+    folder = Path(folder)
+    try:
+        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(folder / "dataset_dict.json", f"not a dataset folder ({error})") from None
+    for split in splits:
+        check_split_folder(folder / split)
+    return datasets.load_from_disk(str(folder))

@@ -18,6 +18,10 @@ from spikeforge.workflow.layout import EEGLayout, PairedLayout
 
 PYTHON_MB = 400  # interpreter, numpy, scipy, h5py and spikeinterface imported
 MARGIN = 1.5
+# On a cluster node a job is Snakemake itself (the job step's and the job's own process,
+# measured at 215-315 MiB each on a real Slurm node) around the script: counted in every
+# request, since clusters limit the job's memory as a whole.
+SNAKEMAKE_MB = 600
 DEFAULT_MB = PYTHON_MB + 600  # a job that holds one item at a time
 MIN_RUNTIME = 10  # minutes: start-up, imports and a slow shared file system
 
@@ -25,17 +29,18 @@ Amount = int | float | Callable[..., float]
 
 
 def per_attempt(mem_mb: Amount, runtime: Amount = MIN_RUNTIME) -> dict[str, Callable[..., int]]:
-    """A rule's `resources:`: memory and runtime, each a number or a function of
-    (wildcards, threads), multiplied by the attempt (1 on the first submission)."""
+    """A rule's `resources:`: memory (the script's, Snakemake's own added) and runtime, each
+    a number or a function of (wildcards, threads), multiplied by the attempt (1 on the
+    first submission)."""
 
-    def scaled(amount: Amount) -> Callable[..., int]:
+    def scaled(amount: Amount, overhead: int = 0) -> Callable[..., int]:
         if callable(amount):
             return lambda wildcards, threads, attempt: int(
-                math.ceil(amount(wildcards, threads) * attempt)
+                math.ceil((amount(wildcards, threads) + overhead) * attempt)
             )
-        return lambda wildcards, attempt: int(math.ceil(amount * attempt))
+        return lambda wildcards, attempt: int(math.ceil((amount + overhead) * attempt))
 
-    return {"mem_mb": scaled(mem_mb), "runtime": scaled(runtime)}
+    return {"mem_mb": scaled(mem_mb, SNAKEMAKE_MB), "runtime": scaled(runtime)}
 
 
 def minutes(seconds: float) -> int:
