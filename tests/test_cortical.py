@@ -289,3 +289,18 @@ def test_datastores_are_written_alike_whatever_else_patched_pickle(tmp_path):
         written[module] = {p.name: p.read_bytes() for p in folder.iterdir()}
         shutil.rmtree(tmp_path / "out")
     assert written["dill"] == written["os"]
+
+
+def test_mock_datastores_record_their_final_path_and_rebuild_byte_identically(tmp_path):
+    """Mozaik's segments record the datastore's folder: the final one, never the staging
+    folder the variant is written in (whose name is random)."""
+    from spikeforge.cortical.mock import write_parts
+
+    root = tmp_path / "train"
+    first = write_parts(SPEC, root, [PART])[0]
+    recordings = first / mozaik.RECORDINGS
+    written = recordings.read_bytes()
+    assert str(first).encode() in written and b"/.train." not in written
+    shutil.rmtree(root)
+    write_parts(SPEC, root, [PART])
+    assert recordings.read_bytes() == written

@@ -151,11 +151,16 @@ def _segment_pickle(
     return pickle.dumps(segment, protocol=4)
 
 
-def write_part(spec: MockSpec, root: str | Path, part: int) -> Path:
-    """One part's datastore folder under `root`; returns it."""
+def write_part(
+    spec: MockSpec, root: str | Path, part: int, recorded_root: str | Path | None = None
+) -> Path:
+    """One part's datastore folder under `root`; returns it. The segments record their
+    datastore's path as Mozaik does, under `recorded_root` when `root` is a staging folder
+    that will be renamed (so the bytes do not depend on the staging folder's random name)."""
     import neo
 
     folder = Path(root) / folder_name(part, spec.images)
+    recorded = Path(recorded_root or root) / folder.name
     wrapper = neo_wrapper_class()
     starts = first_neuron_ids(spec)
     ids = {s: np.arange(starts[s], starts[s] + int(spec.neurons[s])) for s in starts}
@@ -179,7 +184,7 @@ def write_part(spec: MockSpec, root: str | Path, part: int) -> Path:
                         record.annotations.update({"sheet_name": sheet, "stimulus": text})
                         record.__dict__.update({"init": False, "identifier": identifier,
                                                 "null": blank, "full": False,
-                                                "datastore_path": str(folder)})  # fmt: skip
+                                                "datastore_path": str(recorded)})  # fmt: skip
                         block.segments.append(record)
                         number += 1
         (staging / RECORDINGS).write_bytes(dumps_like_mozaik(block, wrapper))
@@ -202,5 +207,5 @@ def write_parts(spec: MockSpec, root: str | Path, parts: list[int]) -> list[Path
     """A variant's mock parts, in one folder that appears only when all are written."""
     with atomic_directory(root) as staging:
         for part in parts:
-            write_part(spec, staging, part)
+            write_part(spec, staging, part, recorded_root=root)
     return [Path(root) / folder_name(part, spec.images) for part in parts]
