@@ -39,7 +39,8 @@ JOB = textwrap.dedent("""
 # Stands in for Snakemake: a process whose command line says so, starting the job.
 SNAKEMAKE = textwrap.dedent("""
     import subprocess, sys, time
-    subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]])
+    python, job, folder = sys.argv[1:]
+    subprocess.Popen([python, "-c", job, folder])
     time.sleep(120)
 """)
 
@@ -60,7 +61,8 @@ def _alive(pid: int) -> bool:
 
 def test_job_stops_and_cleans_up_when_snakemake_is_killed_and_its_worker_follows(tmp_path):
     snakemake = subprocess.Popen(
-        [sys.executable, "-c", SNAKEMAKE, JOB, str(tmp_path), "fake-snakemake"],
+        ["snakemake", "-c", SNAKEMAKE, sys.executable, JOB, str(tmp_path)],  # python, so named
+        executable=sys.executable,
         env=dict(os.environ, PYTHONPATH=str(Path(lifeline.__file__).parents[2])),
     )
     assert _wait(lambda: (tmp_path / "worker").exists(), 30)
@@ -72,6 +74,15 @@ def test_job_stops_and_cleans_up_when_snakemake_is_killed_and_its_worker_follows
     snakemake.wait()
     assert _wait(lambda: (tmp_path / "cleaned_up").exists(), 5 * lifeline.POLL_S)
     assert _wait(lambda: not _alive(worker), 5 * lifeline.POLL_S)
+
+
+def test_snakemake_is_recognised_by_how_it_is_run_not_by_a_mention():
+    assert lifeline.is_snakemake(["/usr/bin/snakemake", "--cores", "2"])
+    assert lifeline.is_snakemake(["/v/bin/python3.11", "-m", "snakemake", "--mode", "remote"])
+    assert lifeline.is_snakemake(["python", "/v/bin/snakemake", "-n"])
+    assert not lifeline.is_snakemake(["bash", "-c", "cd runs && snakemake --cores 2"])
+    assert not lifeline.is_snakemake(["vim", "snakemake-notes.txt"])
+    assert not lifeline.is_snakemake(["python", "-m", "pytest", "tests/test_snakemake.py"])
 
 
 def test_parent_and_identity_come_from_proc_even_with_parentheses_in_the_name(tmp_path):

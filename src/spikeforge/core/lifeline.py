@@ -40,16 +40,28 @@ def start_time(pid: int) -> str | None:
     return fields[19] if fields else None
 
 
+def is_snakemake(argv: list[str]) -> bool:
+    """Whether a command line runs Snakemake: `snakemake ...`, `python -m snakemake ...` or
+    `python .../snakemake ...` (not merely mentions it, as a shell's or editor's may)."""
+    head = argv[:4]
+    names = [os.path.basename(arg) for arg in head]
+    if names and names[0] == "snakemake":
+        return True
+    if any(a == "-m" and b == "snakemake" for a, b in zip(head, head[1:], strict=False)):
+        return True
+    return len(names) > 1 and names[0].startswith("python") and names[1] == "snakemake"
+
+
 def outermost_snakemake(pid: int | None = None) -> int | None:
-    """The farthest ancestor whose command line runs snakemake, or None."""
+    """The farthest ancestor that runs Snakemake, or None."""
     found = None
     current = parent_of(pid or os.getpid())
     while current and current > 1:
         try:
-            cmdline = Path(f"/proc/{current}/cmdline").read_bytes()
+            argv = Path(f"/proc/{current}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             break
-        if b"snakemake" in cmdline:
+        if is_snakemake(argv.split("\0")):
             found = current
         current = parent_of(current)
     return found
