@@ -152,3 +152,22 @@ def test_remove_outputs_takes_files_folders_and_their_manifests(tmp_path):
     remove_outputs([results / "mat", results / "info.json"])
     assert sorted(p.name for p in results.iterdir()) == ["shard_0000.h5",
                                                          "shard_0000.h5.manifest.json"]  # fmt: skip
+
+
+def test_input_checksums_follow_content_not_location(tmp_path, monkeypatch):
+    results = _write(tmp_path)
+    made = manifest.input_checksum(results / "mat")
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(results, moved)
+    assert manifest.input_checksum(moved / "mat") == made  # from the manifest's content
+    external = tmp_path / "leadfield.bin"
+    external.write_bytes(b"\x01" * 1000)
+    out = subprocess.run(["sha256sum", str(external)], capture_output=True, text=True).stdout
+    assert manifest.input_checksum(external) == "sha256:" + out.split()[0]
+    monkeypatch.setattr(manifest, "HASHED_EXTERNAL_BYTES", 100)
+    assert manifest.input_checksum(external).startswith("stat:1000:")
+    folder = tmp_path / "datastores"
+    (folder / "part_1").mkdir(parents=True)
+    before = manifest.input_checksum(folder)
+    (folder / "part_2").mkdir()
+    assert manifest.input_checksum(folder) != before

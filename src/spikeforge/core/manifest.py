@@ -86,16 +86,18 @@ def content_digest(files: Iterable[Mapping[str, Any]]) -> str:
 def input_checksum(path: str | Path) -> str:
     """An input's checksum: the content digest its manifest records when a job made it;
     else sha256 of the file (size and modification time above HASHED_EXTERNAL_BYTES, and a
-    size listing for an external folder)."""
+    listing of its entries for an external folder)."""
     path = Path(path)
     manifest = manifest_path(path)
     if manifest.exists():
         return "content:" + content_digest(read_manifest(manifest)["files"])
     if path.is_dir():
-        listing = [
-            [relative.as_posix(), (path / relative).stat().st_size]
-            for relative in listed_files(path)
-        ]
+        # The folder's own entries only: an external folder may hold a whole dataset (every
+        # part of a Mozaik run) that thousands of jobs name as their input.
+        listing = sorted(
+            [entry.name, entry.stat().st_size if entry.is_file() else -1]
+            for entry in os.scandir(path)
+        )
         return "listing:" + hashlib.sha256(json.dumps(listing).encode()).hexdigest()
     stat = path.stat()
     if stat.st_size > HASHED_EXTERNAL_BYTES:
