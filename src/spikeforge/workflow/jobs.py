@@ -6,10 +6,14 @@ console too, one clear line for bad input, the traceback of anything unexpected 
 
 from __future__ import annotations
 
+import json
 import logging
+import resource
 import sys
+import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from spikeforge.core import lifeline, manifest
@@ -61,6 +65,7 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     logging.captureWarnings(True)
     log_hint = f" (traceback in {log_path})" if log_path else ""
     outputs = [str(p) for p in getattr(snakemake, "output", [])]
+    started = time.perf_counter()
     try:
         manifest.remove_manifests(outputs)
         inputs = _named_paths(getattr(snakemake, "input", []))
@@ -74,6 +79,7 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
             params=_named_values(getattr(snakemake, "params", [])),
             inputs=inputs,
         )
+        logging.info("job stats: %s", json.dumps(job_stats(started, outputs)))
     except InputError as error:
         _log_only(logging.ERROR, "bad input: %s", error)
         print(f"{CONSOLE_PREFIX}: error: {error}", file=sys.stderr)
@@ -89,6 +95,25 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
         sys.exit(1)
     except Exception as error:
         _unexpected(job, error, log_hint)
+
+
+def job_stats(started: float, outputs: list[str]) -> dict[str, float]:
+    """What the job used, for sizing cluster requests and the scale benchmarks: wall and CPU
+    seconds (its worker processes included), peak memory (the job's or its largest worker's)
+    and the bytes of its outputs."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    written = 0
+    for output in outputs:
+        for relative in manifest.listed_files(output):
+            path = Path(output) / relative if Path(output).is_dir() else Path(output)
+            written += path.stat().st_size
+    return {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "cpu_s": round(own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime, 3),
+        "peak_rss_mb": round(max(own.ru_maxrss, workers.ru_maxrss) / 1024, 1),
+        "output_bytes": written,
+    }
 
 
 def _named_values(namedlist: Any) -> dict[str, Any]:
