@@ -30,8 +30,14 @@ JOB = textwrap.dedent("""
 
 
 def test_a_job_logs_what_it_used_and_writes_its_manifest(tmp_path):
+    """Started from a process holding 1.5 GB, as Snakemake holds its DAG: the job's peak is
+    its own, not its parent's at the fork."""
     out, log = tmp_path / "thing.bin", tmp_path / "thing.log"
-    done = subprocess.run([sys.executable, "-c", JOB, str(out), str(log)],
+    parent = (
+        "import subprocess, sys, numpy as np; held = np.ones(1_500_000_000 // 8); "
+        "sys.exit(subprocess.run([sys.executable, '-c', sys.argv[1], *sys.argv[2:]]).returncode)"
+    )
+    done = subprocess.run([sys.executable, "-c", parent, JOB, str(out), str(log)],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     (line,) = [line for line in log.read_text().splitlines() if "job stats: " in line]

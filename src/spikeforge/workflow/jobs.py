@@ -103,11 +103,22 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
+def _own_peak_kb() -> int:
+    """This process's peak resident memory. Not getrusage's ru_maxrss: on Linux that keeps the
+    parent's resident size at the fork that started this process (Snakemake's, ~200 MB)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def job_stats(started: tuple[float, float], outputs: list[str]) -> dict[str, float]:
     """What the job's work used (imports before it left out), for sizing cluster requests and
     the scale benchmarks: wall and CPU seconds (its worker processes included), peak memory
     (the job's or its largest worker's) and the bytes of its outputs."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     written = 0
     for output in outputs:
@@ -117,7 +128,7 @@ def job_stats(started: tuple[float, float], outputs: list[str]) -> dict[str, flo
     return {
         "wall_s": round(time.perf_counter() - started[0], 3),
         "cpu_s": round(_cpu_seconds() - started[1], 3),
-        "peak_rss_mb": round(max(own.ru_maxrss, workers.ru_maxrss) / 1024, 1),
+        "peak_rss_mb": round(max(_own_peak_kb(), workers.ru_maxrss) / 1024, 1),
         "output_bytes": written,
     }
 
