@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import time
 from pathlib import Path
 
 from spikeforge.core import threads
+from spikeforge.core.usage import peak_rss_kb  # noqa: F401  (the benchmarks import it here)
 
 
 def one_blas_thread() -> None:
@@ -64,18 +64,6 @@ def loadavg() -> str:
 
 def log(msg: str) -> None:
     print(msg, flush=True)
-
-
-def peak_rss_kb() -> int:
-    """Peak RSS of this process's own address space (VmHWM; ru_maxrss would carry the
-    parent's peak over a fork)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def reset_peak_rss() -> None:

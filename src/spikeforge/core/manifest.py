@@ -140,8 +140,9 @@ def write_manifests(
     version: str,
     params: Mapping[str, Any],
     inputs: Mapping[str, str | Path],
-) -> list[Path]:
-    """Write `<output>.manifest.json` beside each output of a finished job."""
+) -> list[dict[str, Any]]:
+    """Write `<output>.manifest.json` beside each output of a finished job; returns the
+    manifests."""
     made = {
         "rule": rule,
         "wildcards": {str(k): str(v) for k, v in wildcards.items()},
@@ -157,7 +158,7 @@ def write_manifests(
         target = manifest_path(output)
         with atomic_path(target, suffix=".json") as tmp:
             tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        written.append(target)
+        written.append(manifest)
     return written
 
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from spikeforge.core import lifeline, manifest
+from spikeforge.core import lifeline, manifest, usage
 from spikeforge.core.errors import InputError
 
 CONSOLE_PREFIX = "spikeforge"
@@ -65,13 +63,13 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     logging.captureWarnings(True)
     log_hint = f" (traceback in {log_path})" if log_path else ""
     outputs = [str(p) for p in getattr(snakemake, "output", [])]
-    started = (time.perf_counter(), _cpu_seconds())
+    started = (time.perf_counter(), usage.cpu_seconds())
     try:
         manifest.remove_manifests(outputs)
         inputs = _named_paths(getattr(snakemake, "input", []))
         manifest.check_inputs(inputs.values())
         main(snakemake)
-        manifest.write_manifests(
+        written = manifest.write_manifests(
             outputs,
             rule=str(snakemake.rule),
             wildcards=dict(getattr(snakemake, "wildcards", {}) or {}),
@@ -79,7 +77,8 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
             params=_named_values(getattr(snakemake, "params", [])),
             inputs=inputs,
         )
-        logging.info("job stats: %s", json.dumps(job_stats(started, outputs)))
+        output_bytes = sum(f["size"] for m in written for f in m["files"])
+        logging.info("job stats: %s", json.dumps(job_stats(started, output_bytes)))
     except InputError as error:
         _log_only(logging.ERROR, "bad input: %s", error)
         print(f"{CONSOLE_PREFIX}: error: {error}", file=sys.stderr)
@@ -97,39 +96,15 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
         _unexpected(job, error, log_hint)
 
 
-def _cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
-
-
-def _own_peak_kb() -> int:
-    """This process's peak resident memory. Not getrusage's ru_maxrss: on Linux that keeps the
-    parent's resident size at the fork that started this process (Snakemake's, ~200 MB)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def job_stats(started: tuple[float, float], outputs: list[str]) -> dict[str, float]:
+def job_stats(started: tuple[float, float], output_bytes: int) -> dict[str, float]:
     """What the job's work used (imports before it left out), for sizing cluster requests and
     the scale benchmarks: wall and CPU seconds (its worker processes included), peak memory
     (the job's or its largest worker's) and the bytes of its outputs."""
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
-    written = 0
-    for output in outputs:
-        for relative in manifest.listed_files(output):
-            path = Path(output) / relative if Path(output).is_dir() else Path(output)
-            written += path.stat().st_size
     return {
         "wall_s": round(time.perf_counter() - started[0], 3),
-        "cpu_s": round(_cpu_seconds() - started[1], 3),
-        "peak_rss_mb": round(max(_own_peak_kb(), workers.ru_maxrss) / 1024, 1),
-        "output_bytes": written,
+        "cpu_s": round(usage.cpu_seconds() - started[1], 3),
+        "peak_rss_mb": round(max(usage.peak_rss_kb(), usage.children_peak_rss_kb()) / 1024, 1),
+        "output_bytes": output_bytes,
     }
 
 
