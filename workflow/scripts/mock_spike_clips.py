@@ -10,6 +10,10 @@ from spikeforge.workflow.jobs import run
 run(
     snakemake,  # noqa: F821
     lambda sm: write_mock_clip_folder(
-        sm.output[0], sm.input.anatomy, sm.params.clips_per_region, sm.params.seed
+        sm.output[0],
+        sm.input.anatomy,
+        sm.params.clips_per_region,
+        sm.params.seed,
+        workers=sm.threads,
     ),
 )

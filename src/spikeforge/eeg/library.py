@@ -15,9 +15,11 @@ Rows are ordered by region, then by j, so rows of one region are contiguous.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -59,23 +61,46 @@ def mock_clip(n_regions: int, region: int, gen: np.random.Generator) -> np.ndarr
     return clip.astype(np.float32)
 
 
-def write_mock_clips(folder: str | Path, n_regions: int, clips_per_region: int, seed: int) -> None:
-    """Write the DeepSIF clip layout with seeded mock clips (j from 1 within each region)."""
+def write_mock_clips(
+    folder: str | Path,
+    n_regions: int,
+    clips_per_region: int,
+    seed: int,
+    regions: Sequence[int] | None = None,
+) -> None:
+    """Write the DeepSIF clip layout with seeded mock clips (j from 1 within each region) for
+    `regions` (default: all)."""
     folder = Path(folder)
-    for region in range(n_regions):
+    for region in range(n_regions) if regions is None else regions:
         for j in range(1, clips_per_region + 1):
             clip = mock_clip(n_regions, region, rng(seed, "mock_clips", region, j, STREAM_MOCK))
             save_mat(folder / region_folder_name(region) / f"nmm_{j}.mat", {"data": clip})
 
 
 def write_mock_clip_folder(
-    folder: str | Path, anatomy_path: str | Path, clips_per_region: int, seed: int
+    folder: str | Path,
+    anatomy_path: str | Path,
+    clips_per_region: int,
+    seed: int,
+    workers: int = 1,
 ) -> None:
-    """The mock_spike_clips job: mock clips for every region of the anatomy, written to a
-    folder that appears only when complete."""
+    """The mock_spike_clips job: mock clips for every region of the anatomy, written by
+    `workers` processes (each region's clips depend only on its seeds) to a folder that
+    appears only when complete."""
     n_regions = read_anatomy(anatomy_path).n_regions
     with atomic_directory(folder) as staging:
-        write_mock_clips(staging, n_regions, clips_per_region, seed)
+        if workers <= 1:
+            write_mock_clips(staging, n_regions, clips_per_region, seed)
+            return
+        shares = [list(range(w, n_regions, workers)) for w in range(workers)]
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            done = [
+                pool.submit(write_mock_clips, staging, n_regions, clips_per_region, seed, share)
+                for share in shares
+            ]
+            for future in done:
+                future.result()
 
 
 def clip_info_path(folder: str | Path, region: int) -> Path:

@@ -7,8 +7,10 @@ rule mock_spike_clips:
         EEG.logs["mock_spike_clips"],
     conda:
         "../../../envs/spikeforge.yaml"
+    threads: 4
     resources:
-        **resources.per_attempt(resources.DEFAULT_MB),
+        # each worker holds one clip at a time
+        **resources.per_attempt(resources.DEFAULT_MB * 4),
     params:
         clips_per_region=EEG.cfg["spike_library"]["mock_clips_per_region"],
         seed=EEG.seed,
