@@ -11,11 +11,13 @@
 #   results/nmm_spikes/a{r}/nmm_{j}.mat          eeg: clips extracted per spiking region
 #   results/nmm_spikes/clip_info/a{r}.json       eeg: their provenance
 #   results/spike_library/library.h5             eeg: every clip once, with its projection
-#   results/plan/{split}.h5                      eeg: sources, patches, scales, SNRs
+#   results/plan/{split}/part_{p}.h5             eeg: sources, patches, scales, SNRs of
+#                                                ~10,000 samples' whole shards
 #   results/{split}/hdf5/shard_{k}.h5            eeg: synthesised samples
 #   results/{split}/hdf5/index.json              eeg: the split's shards, in sample order
 #   results/{split}/mat/shard_{k}/sample_{i}.mat eeg: per-sample MAT layout
-#   results/deepsif/{split}_sample_*.{mat,h5}    eeg: DeepSIF's loader format
+#   results/deepsif/{split}_sample_*.{mat,h5}    eeg: DeepSIF's loader format (the splits'
+#                                                _nmm.h5 are hard links to one file)
 #   results/paired/{cell}/                       paired: train/, test/, metadata, templates
 #   results/sessions/patient_data/{p}/session_{n}/   sessions: spikes, LFP, events, DAQ and
 #                                                watch logs in epiphyte's layout

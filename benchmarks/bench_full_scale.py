@@ -5,12 +5,13 @@ DeepSIF trains on 994 regions x 192 = 190,848 samples and tests on 994 x 12 = 11
 (training SNRs 10:2:20 dB, test SNRs 10 and 15 dB, sensor SNRs 5-20 dB). This runs
 `snakemake --cores 2` on a generated config in a temporary folder: the real head model from
 ../shared/data/deepsif (75 electrodes, 994 regions), a mock spike library of
---clips-per-region clips for every region, the sample plans, synthesis into HDF5 shards of
-1,000 samples and the DeepSIF loader export. It prints per stage (rule): jobs, the wall-time
+--clips-per-region clips for every region (a quarter of each region's clips held out for the
+test split), the sample plans, synthesis into HDF5 shards of 1,000 samples and the DeepSIF
+loader export. It prints per stage (rule): jobs, the wall-time
 span, CPU seconds and cores busy, the largest job's peak memory and the bytes written, all
 from the jobs' own `job stats` log lines; the disk's sustained write rate measured in the
-same run (fdatasync'ed 64 MB blocks); the load before and after. Then it deletes what it
-wrote.
+same run (fdatasync'ed 64 MB blocks); the machine's load average before, during (sampled
+every 5 s) and after. Then it deletes what it wrote.
 
 Where the full set does not fit on the disk (the workflow's own start-up estimate against
 the free space), it runs the largest fraction of each split that does (`count`) and prints
@@ -30,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -59,6 +61,33 @@ def disk_write_mb_s(folder: Path, total_mb: int = 2048) -> float:
     return total_mb * 1.048576 / seconds
 
 
+class LoadSampler:
+    """The 1-minute load average every `every` seconds while in the block."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every, self.samples = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "not sampled"
+        mean = sum(self.samples) / len(self.samples)
+        return f"mean {mean:.2f}, max {max(self.samples):.2f} ({len(self.samples)} samples)"
+
+
 def config(args: argparse.Namespace, fraction: float) -> dict:
     counts = {split: None if fraction >= 1 else max(1, int(FULL[split] * REGIONS * fraction))
               for split in FULL}  # fmt: skip
@@ -77,7 +106,7 @@ def config(args: argparse.Namespace, fraction: float) -> dict:
             "enabled": True,
             "anatomy": anatomy,
             "spike_library": {"source": "mock", "mock_clips_per_region": args.clips_per_region},
-            "plan": {"sensor_snrs_db": [5, 10, 15, 20]},
+            "plan": {"sensor_snrs_db": [5, 10, 15, 20], "held_out_clips": 0.25},
             "splits": {
                 "train": {
                     "samples_per_region": FULL["train"],
@@ -106,7 +135,7 @@ def snakemake(folder: Path, cfg: dict, *args: str) -> subprocess.CompletedProces
 
 
 def estimated_gb(folder: Path, cfg: dict) -> float:
-    dry = snakemake(folder, cfg, "-n", "--quiet", "rules")
+    dry = snakemake(folder, {**cfg, "check_free_disk": False}, "-n", "--quiet", "rules")
     if dry.returncode:
         sys.exit(dry.stderr[-3000:])
     return float(re.search(r"about ([\d.]+) GB under", dry.stderr).group(1))
@@ -161,13 +190,15 @@ def main() -> int:
         print(f"full set: {sum(FULL.values()) * REGIONS:,} samples, about {full_gb:.0f} GB "
               f"(start-up estimate); running {fraction:.0%} of each split")  # fmt: skip
         start = time.perf_counter()
-        run = snakemake(parent, config(args, fraction), "--quiet", "all")
+        with LoadSampler() as load:
+            run = snakemake(parent, config(args, fraction), "--quiet", "all")
         total = time.perf_counter() - start
         if run.returncode:
             print(run.stderr[-5000:])
             return 1
         rows = stage_table(parent / "run")
-        print(f"measured: end to end {total:.0f} s wall; load after {loadavg()}")
+        print(f"measured: end to end {total:.0f} s wall; load average during the run "
+              f"{load.summary()}; after {loadavg()}")  # fmt: skip
         print(f"  {'stage':32s} {'jobs':>5s} {'wall s':>8s} {'CPU s':>8s} {'cores':>6s} "
               f"{'peak MB':>8s} {'GB written':>10s}")  # fmt: skip
         for r in rows:
@@ -180,14 +211,13 @@ def main() -> int:
             print(f"  synthesis (train) wrote {rate:.0f} MB/s = {rate / write_mb_s:.0%} of the "
                   f"disk's sustained rate")  # fmt: skip
         if fraction < 1.0:
-            # Only the per-sample stages grow with the fraction (plans are always whole).
-            per_sample = sum(
-                r["wall_s"] for r in rows if re.search(r"synthesis|deepsif", r["stage"])
-            )
-            extra = per_sample * (1 / fraction - 1)
+            # Only the per-sample stages grow with the fraction: plans and synthesis (the
+            # spike library and DeepSIF's clip file do not); their CPU on 2 cores.
+            per_sample = sum(r["cpu_s"] for r in rows if re.search(r"plan|synthesis", r["stage"]))
+            extra = per_sample * (1 / fraction - 1) / 2
             print(f"extrapolated to the full set: about {(total + extra) / 60:.1f} min "
-                  f"({total:.0f} s measured + {extra:.0f} s more of synthesis and export, "
-                  f"if they stay one after another)")  # fmt: skip
+                  f"({total:.0f} s measured + {extra:.0f} s more of plans and synthesis, "
+                  f"their CPU seconds spread over 2 cores)")  # fmt: skip
     finally:
         if not args.keep:
             shutil.rmtree(parent, ignore_errors=True)

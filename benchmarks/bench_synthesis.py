@@ -400,6 +400,7 @@ def write_dry_config(inp: dict, tmp: Path) -> Path:
     config = {
         # DeepSIF's scale writes more than the default limit of an accidental run.
         "max_output_gb": 1000,
+        "check_free_disk": False,
         "eeg": {
             "enabled": True,
             "anatomy": {

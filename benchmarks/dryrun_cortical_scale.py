@@ -33,7 +33,7 @@ def main() -> int:
                 folder = root / variant / folder_name(first + 100 * k, 100)
                 folder.mkdir(parents=True)
                 (folder / "datastore.recordings.pickle").touch()
-        config = {"max_output_gb": 1000, "cortical": {
+        config = {"max_output_gb": 1000, "check_free_disk": False, "cortical": {
             "enabled": True, "source": "datastore",
             "train": {"root": str(root / "train")}, "test": {"root": str(root / "test")},
         }}  # fmt: skip

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = {
     "seed": 1,
     "max_output_gb": 100_000,
+    "check_free_disk": False,
     "eeg": {
         "enabled": True,
         "anatomy": {"source": "demo", "demo": {"n_regions": 994, "n_channels": 75}},

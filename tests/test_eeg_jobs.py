@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from spikeforge.core.errors import InputError
 from spikeforge.eeg.anatomy import write_anatomy
 from spikeforge.eeg.clips import Detection, extract_region_clips, process_region
 from spikeforge.eeg.export.deepsif import (
@@ -22,7 +23,7 @@ from spikeforge.eeg.export.deepsif import (
 from spikeforge.eeg.export.hdf5 import synthesize_shard, synthesize_shard_file
 from spikeforge.eeg.export.mat import export_mat_metadata, export_mat_shard
 from spikeforge.eeg.library import Library
-from spikeforge.eeg.plan import PlanConfig, generate_plan, plan_split, read_plan, write_plan
+from spikeforge.eeg.plan import PlanConfig, generate_plan, plan_part, read_plan, write_plan
 from spikeforge.eeg.raw import Preprocessing, write_mock_raw, write_mock_raw_job
 
 
@@ -41,29 +42,39 @@ def plan_arrays(plan):
     }
 
 
-def test_plan_split_writes_generate_plan_in_pieces(
+def test_plan_part_writes_generate_plan_rows_in_pieces(
     demo_case, demo_files, tmp_path, caplog, monkeypatch
 ):
-    monkeypatch.setattr("spikeforge.eeg.plan.PLAN_PIECE", 7)  # 48 rows: pieces of 7 and 6
+    monkeypatch.setattr("spikeforge.eeg.plan.PLAN_PIECE", 7)  # rows 10..47: pieces of 7 and 3
     cfg = PlanConfig(n_samples=48, samples_per_region=4)  # centres: the regions with clips
     without = [r for r in range(demo_case.anatomy.n_regions) if r not in demo_case.regions]
     with caplog.at_level(logging.WARNING):
-        plan_split(demo_files / "anatomy.h5", demo_case.library, tmp_path / "p.h5", cfg, 11,
-                   "train", expected_regions=[*demo_case.regions, *without[:11]])  # fmt: skip
+        plan_part(demo_files / "anatomy.h5", demo_case.library, tmp_path / "p.h5", (10, 48),
+                  cfg, 11, "train", expected_regions=[*demo_case.regions, *without[:11]],
+                  report_regions_without_clips=True)  # fmt: skip
     shown = ", ".join(f"a{r}" for r in without[:10])
     assert f"11 region(s) have no clips and are not used as source centres: {shown} ..." in (
         caplog.text
     )
     with Library(demo_case.library) as library:
-        expected = generate_plan(demo_case.anatomy, library, cfg, 11, "train")
+        expected = generate_plan(demo_case.anatomy, library, cfg, 11, "train").select(10, 48)
     written = read_plan(tmp_path / "p.h5")
     for name, values in plan_arrays(expected).items():
         np.testing.assert_array_equal(getattr(written, name), values, err_msg=name)
-    assert set(written.centre[:, 0].tolist()) == set(demo_case.regions)
+    # rows are addressed by their index in the split
+    np.testing.assert_array_equal(read_plan(tmp_path / "p.h5", 20, 22).clip, expected.clip[10:12])
+    with pytest.raises(InputError, match="p.h5: holds plan rows 10..47, not 5..12"):
+        read_plan(tmp_path / "p.h5", 5, 12)
+    assert set(written.centre[:, 0].tolist()) <= set(demo_case.regions)
     caplog.clear()
+    with caplog.at_level(logging.WARNING):  # only the split's first part reports
+        plan_part(demo_files / "anatomy.h5", demo_case.library, tmp_path / "r.h5", (3, 6),
+                  PlanConfig(n_samples=6, samples_per_region=1), 11, "train")  # fmt: skip
+    assert "region(s)" not in caplog.text
     with caplog.at_level(logging.WARNING):  # default: every region of the head is expected
-        plan_split(demo_files / "anatomy.h5", demo_case.library, tmp_path / "q.h5",
-                   PlanConfig(n_samples=3, samples_per_region=1), 11, "train")  # fmt: skip
+        plan_part(demo_files / "anatomy.h5", demo_case.library, tmp_path / "q.h5", (0, 3),
+                  PlanConfig(n_samples=3, samples_per_region=1), 11, "train",
+                  report_regions_without_clips=True)  # fmt: skip
     assert f"{len(without)} region(s) have no clips" in caplog.text
     assert f"{shown} ...\n" in caplog.text
 
@@ -110,10 +121,25 @@ def test_mat_export_jobs(demo_case, demo_files, tmp_path):
 
 
 def test_deepsif_export_and_import_jobs(demo_case, demo_files, tmp_path):
-    export_deepsif(demo_files / "plan.h5", demo_case.library, 8, 20,
-                   tmp_path / "source1.mat", tmp_path / "nmm.h5")  # fmt: skip
-    meta = scipy.io.loadmat(tmp_path / "source1.mat")
+    parts = [tmp_path / "part_0.h5", tmp_path / "part_1.h5"]
+    write_plan(demo_case.plan.select(8, 15), parts[0], 8)
+    write_plan(demo_case.plan.select(15, 20), parts[1], 15)
+    write_plan(demo_case.plan.select(0, 3), tmp_path / "other.h5", 0)
+    splits = {"train": parts, "test": [tmp_path / "other.h5"]}
+    clips = {split: tmp_path / f"{split}_nmm.h5" for split in splits}
+    export_deepsif(demo_case.library, splits, {s: tmp_path / f"{s}_all.mat" for s in splits},
+                   clips)  # fmt: skip
+    # the second split's clip file is the first's under another name, not a copy
+    assert clips["test"].stat().st_ino == clips["train"].stat().st_ino
+    assert clips["test"].stat().st_nlink == 2
+    export_deepsif(demo_case.library, {"train": parts}, {"train": tmp_path / "source1.mat"},
+                   {"train": tmp_path / "nmm.h5"}, all_scale_ratios=False)  # fmt: skip
+    assert scipy.io.loadmat(tmp_path / "test_all.mat")["nmm_idx"].shape == (3, 2)
     plan = demo_case.plan.select(8, 20)
+    every = scipy.io.loadmat(tmp_path / "train_all.mat")["scale_ratio"]
+    assert every.shape == (12, 2, 6)  # the six target SNRs of the plan
+    np.testing.assert_array_equal(every, plan.scale_ratios)
+    meta = scipy.io.loadmat(tmp_path / "source1.mat")
     assert meta["selected_region"].shape == (12, 2, 70)
     np.testing.assert_array_equal(meta["nmm_idx"], plan.clip)
     np.testing.assert_array_equal(meta["scale_ratio"][..., 0], plan.scale)

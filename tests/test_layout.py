@@ -13,6 +13,7 @@ import scipy.io
 
 from spikeforge.core.seeding import int_seed
 from spikeforge.io.mat import save_mat
+from spikeforge.workflow import sizes
 from spikeforge.workflow.config import DEMO_CONFIG, fill_defaults, load_schema
 from spikeforge.workflow.layout import RunFolders, path, shard_ranges, split_range
 from spikeforge.workflow.startup import start_run
@@ -101,8 +102,26 @@ def test_eeg_shards_targets_and_jobs(tmp_path):
     assert run.job_counts() == {
         "demo_anatomy": 1, "anatomy": 1, "mock_spike_clips": 1, "spike_library": 1,
         "sample_plan": 2, "synthesize_shard": 3, "split_index": 2, "export_mat_shard": 2,
-        "export_mat_metadata": 1, "export_deepsif": 2,
+        "export_mat_metadata": 1, "export_deepsif": 1,
     }  # fmt: skip
+    # one plan part holds all of a split's shards when they are small
+    assert eeg.plan_parts("test") == ["0000"] and eeg.plan_part_range("test", "0000") == (5, 35)
+    assert f"{results}/plan/test/part_0000.h5" in targets
+
+
+def test_plan_parts_hold_whole_shards(tmp_path):
+    eeg_cfg = {**TINY_EEG, "synthesis": {"samples_per_shard": 3000}}
+    eeg_cfg["splits"] = {"train": {"samples_per_region": 700, "count": 25_000}}
+    eeg = started({"run_dir": str(tmp_path / "r"), "eeg": eeg_cfg}, tmp_path).eeg
+    assert eeg.split_size("train") == 28_000  # 40 regions x 700
+    assert eeg.shards_per_plan_part == 3  # about 10,000 plan rows a part
+    assert eeg.plan_parts("train") == ["0000", "0001", "0002"]
+    assert [eeg.plan_part_range("train", p) for p in eeg.plan_parts("train")] == [
+        (0, 9000), (9000, 18_000), (18_000, 25_000)
+    ]  # fmt: skip
+    assert [eeg.plan_part_of("train", s) for s in eeg.shards("train")] == [
+        "0000", "0000", "0000", "0001", "0001", "0001", "0002", "0002", "0002"
+    ]  # fmt: skip
 
 
 def test_demo_config_counts(tmp_path):
@@ -128,7 +147,7 @@ def test_demo_config_counts(tmp_path):
     assert (
         counts["export_cortical_test_V1_Exc_L4"] == counts["export_cortical_test_V1_Exc_L23"] == 1
     )
-    assert sum(counts.values()) == 38 + 2 + 21 + 8
+    assert sum(counts.values()) == 38 + 2 + 21 + 8 - 1  # one DeepSIF export for both splits
 
 
 def test_plan_settings_are_the_splits_own(tmp_path):
@@ -372,9 +391,27 @@ def test_defaults_never_plan_hundreds_of_gb_by_accident(tmp_path):
     assert "raw recordings 474.3 GB" in line
     gb = float(line.split("about ")[1].split(" GB")[0])
     assert 474 < gb < 700
-    raised = {"max_output_gb": 1000, "eeg": files_eeg(tmp_path, n_regions=994)}
+    raised = {"max_output_gb": 1000, "check_free_disk": False,
+              "eeg": files_eeg(tmp_path, n_regions=994)}  # fmt: skip
     run = started(raised, tmp_path)
     assert run.job_counts()["mock_raw_nmm"] == 994
+
+
+def test_start_up_refuses_outputs_the_disk_cannot_hold(tmp_path, monkeypatch):
+    config = {"run_dir": str(tmp_path / "r"), "eeg": TINY_EEG}
+    estimate = sum(
+        sum(kinds.values()) for kinds in started(config, tmp_path).output_bytes().values()
+    )
+    monkeypatch.setattr(sizes, "free_bytes", lambda folder: estimate // 2)
+    line = one_problem(config, tmp_path, "config key check_free_disk:", "free", "hdf5 shards")
+    assert f"{tmp_path}/r/ has" in line and "set check_free_disk: false" in line
+    # what results/ already holds is not written again
+    (tmp_path / "r" / "results").mkdir(parents=True)
+    with open(tmp_path / "r" / "results" / "made.h5", "wb") as made:
+        made.truncate(estimate - estimate // 2)
+    started(config, tmp_path)
+    (tmp_path / "r" / "results" / "made.h5").unlink()
+    started({**config, "check_free_disk": False}, tmp_path)
 
 
 def test_run_folder_belongs_to_the_config_that_made_it(tmp_path):

@@ -135,8 +135,9 @@ def test_region_without_clips_is_a_clear_error(eeg_case):
         generate_plan(anatomy, library, cfg, seed=3, split="test")
 
 
-def deepsif_loader_sample(meta, nmm, fwd, index):
-    """DeepSIF's SpikeEEGBuild.__getitem__ without noise, following its published code path."""
+def deepsif_loader_sample(meta, nmm, fwd, index, pick=None):
+    """DeepSIF's SpikeEEGBuild.__getitem__ without noise, following its published code path;
+    `pick(ratios, source)` stands for its random choice of a source's scale ratio."""
     raw_lb = meta["selected_region"][index].astype(int)
     lb = raw_lb[raw_lb < 15213]
     raw_nmm = np.zeros((500, fwd.shape[1]))
@@ -144,7 +145,8 @@ def deepsif_loader_sample(meta, nmm, fwd, index):
         curr_lb = raw_lb[kk, raw_lb[kk] < 15213]
         current_nmm = nmm[meta["nmm_idx"][index][kk]]
         ssig = current_nmm[:, [curr_lb[0]]]
-        ssig = ssig / np.max(ssig) * meta["scale_ratio"][index][kk][0]
+        ratios = meta["scale_ratio"][index][kk]
+        ssig = ssig / np.max(ssig) * (ratios[0] if pick is None else pick(ratios, kk))
         weight_decay = meta["mag_change"][index][kk]
         weight_decay = weight_decay[weight_decay < 15213]
         current_nmm[:, curr_lb] = ssig.reshape(-1, 1) * weight_decay
@@ -167,7 +169,10 @@ def test_deepsif_format_drives_deepsif_loader(eeg_case, tmp_path):
     n = case_plan.n_samples
     assert meta["selected_region"].shape == (n, 2, 70)
     assert meta["mag_change"].shape == (n, 2, 70)
-    assert meta["scale_ratio"].shape == (n, 2, 1)
+    # every target SNR's ratio, so the loader's random pick varies the amplitude per epoch
+    assert meta["scale_ratio"].shape == (n, 2, 6)
+    np.testing.assert_array_equal(meta["scale_ratio"], case_plan.scale_ratios)
+    assert np.all(np.diff(meta["scale_ratio"], axis=2) > 0)  # higher SNR, larger source
     assert meta["sensor_snr"].shape == (n, 1)
     assert meta["nmm_idx"].shape == (n, 2) and np.issubdtype(meta["nmm_idx"].dtype, np.integer)
     assert np.all(meta["selected_region"][0, 0, case_plan.patch_size[0, 0] :] == 15213)
@@ -176,7 +181,10 @@ def test_deepsif_format_drives_deepsif_loader(eeg_case, tmp_path):
     with h5py.File(tmp_path / "train_sample_nmm.h5") as f:
         nmm = f["data"]
         for i in (0, 9, 30, 47):
-            eeg, source = deepsif_loader_sample(meta, nmm, fwd, i)
+            # when the loader picks the ratio spikeforge chose, it makes spikeforge's sample
+            chosen = lambda ratios, k, i=i: case_plan.scale[i, k]  # noqa: E731
+            assert all(case_plan.scale[i, k] in meta["scale_ratio"][i, k] for k in (0, 1))
+            eeg, source = deepsif_loader_sample(meta, nmm, fwd, i, pick=chosen)
             np.testing.assert_allclose(ours.eeg[i], eeg, atol=1e-5)
             a, z = ours.source_ptr[i], ours.source_ptr[i + 1]
             np.testing.assert_allclose(
@@ -453,3 +461,29 @@ def test_centre_regions_are_checked(demo_case, tmp_path):
     with Library(tmp_path / "one.h5") as library:
         plan = generate_plan(anatomy, library, PlanConfig(3, n_sources=1), 1, "train")
     assert plan.centre[:, 0].tolist() == [7, 7, 7]
+
+
+def test_held_out_clips_keep_the_splits_apart(demo_case):
+    """held_out_clips 0.5 with 2 clips a region: the test split draws only each region's
+    second clip, the training split only its first; without it both draw from both."""
+    anatomy = demo_case.anatomy
+    with Library(demo_case.library) as library:
+        first_clip = {library.clips_of(r)[0] for r in demo_case.regions}
+
+        def clips(split: str, held_out: float) -> set[int]:
+            cfg = PlanConfig(n_samples=96, samples_per_region=8, held_out_clips=held_out,
+                             use_held_out=split == "test")  # fmt: skip
+            return set(generate_plan(anatomy, library, cfg, 5, split).clip.ravel().tolist())
+
+        assert clips("train", 0.5) == first_clip
+        assert clips("test", 0.5) == {row + 1 for row in first_clip}
+        assert clips("train", 0.0) & clips("test", 0.0) - first_clip  # shared without it
+        one_clip = PlanConfig(n_samples=4, held_out_clips=0.5, centre_regions=(0,))
+        with pytest.raises(InputError, match="held_out_clips: region 0 has 1 clip"):
+            library_one = Library(demo_case.library)
+            try:
+                rows = range(library_one.clips_of(0).start, library_one.clips_of(0).start + 1)
+                library_one.clips_of = lambda region: rows  # a region with one clip
+                generate_plan(anatomy, library_one, one_clip, 5, "train")
+            finally:
+                library_one.close()

@@ -105,7 +105,7 @@ def _datastore_folders(root: Path, first: int, count: int) -> None:
 def test_dry_run_at_the_real_datasets_scale_takes_seconds(tmp_path):
     _datastore_folders(tmp_path / "train", 50_000, 500)
     _datastore_folders(tmp_path / "test", 300_000, 19)
-    config = {"max_output_gb": 1000, "cortical": {
+    config = {"max_output_gb": 1000, "check_free_disk": False, "cortical": {
         "enabled": True, "source": "datastore",
         "train": {"root": str(tmp_path / "train")}, "test": {"root": str(tmp_path / "test")},
     }}  # fmt: skip

@@ -83,7 +83,7 @@ def test_tiny_build_outputs(tiny_build):
     meta = scipy.io.loadmat(results / "test" / "mat" / "extraction_metadata.mat")
     assert meta["total_samples"].item() == 30 and meta["start_idx"].item() == 5
     assert meta["failed_samples"].item() == 0
-    assert meta["dataset_path"].item() == "results/plan/test.h5"
+    assert meta["dataset_path"].item() == "results/plan/test"
     assert meta["forward_model_path"].item() == "resources/demo/anatomy/leadfield.mat"
     np.testing.assert_array_equal(meta["forward_shape"], [[32, 40]])
     for split, n in (("train", 20), ("test", 30)):
@@ -151,7 +151,9 @@ def test_same_shard_in_fresh_folder_is_byte_identical(tiny_build, tmp_path):
     run = snakemake(workdir, TINY, f"results/{REBUILT_SHARD}")
     assert run.returncode == 0, succeeded(run)
     fresh = sha256_tree(workdir / "results")
-    outputs = ["anatomy/anatomy.h5", "plan/test.h5", "spike_library/library.h5", REBUILT_SHARD]
+    outputs = [
+        "anatomy/anatomy.h5", "plan/test/part_0000.h5", "spike_library/library.h5", REBUILT_SHARD
+    ]  # fmt: skip
     assert sorted(fresh) == sorted(
         ["run.json", *outputs, *(f"{name}.manifest.json" for name in outputs)]
     )
@@ -261,20 +263,20 @@ def test_unexpected_error_leaves_its_traceback_in_the_rule_log(tmp_path):
     with h5py.File(library, "w") as handle:
         for name in ("clips", "projection", "region", "centre_waveform"):
             handle[name] = np.zeros(4)
-    run = snakemake(workdir, TINY, "results/plan/train.h5")
+    run = snakemake(workdir, TINY, "results/plan/train/part_0000.h5")
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("spikeforge: error:")]
     assert len(errors) == 1, run.output[-5000:]
-    log = "logs/plan/train.log"
-    assert "sample_plan train: unexpected ValueError" in errors[0] and log in errors[0]
+    log = "logs/plan/train_0000.log"
+    assert "sample_plan train, 0000: unexpected ValueError" in errors[0] and log in errors[0]
     log_text = (workdir / log).read_text()
     assert "Traceback (most recent call last)" in log_text
     assert "spikeforge/eeg/library.py" in log_text and "spikeforge/eeg/plan.py" in log_text
     # The traceback reaches the console only where the profile's show-failed-logs prints
     # the log, not on the job's own stderr.
     outside_logs = re.sub(r"Logfile .*?:\n=+\n.*?\n=+\n", "", run.stderr, flags=re.S)
-    assert "Logfile logs/plan/train.log:" in run.stderr and "Traceback" not in outside_logs
-    plan_folder = workdir / "results" / "plan"
+    assert "Logfile logs/plan/train_0000.log:" in run.stderr and "Traceback" not in outside_logs
+    plan_folder = workdir / "results" / "plan" / "train"
     assert not plan_folder.exists() or list(plan_folder.iterdir()) == []
 
 

@@ -145,7 +145,7 @@ def test_centre_region_without_clips(inputs, tmp_path):
     workdir = tmp_path / "run"
     run = snakemake(workdir, files_config(inputs, centre_regions=list(range(20))))
     line = assert_job_failure(
-        run, workdir, "results/plan/train.h5", "logs/plan/train.log",
+        run, workdir, "results/plan/train/part_0000.h5", "logs/plan/train_0000.log",
         "region 5 has no spike clips", "a5/nmm_<j>.mat", "centre_regions",
     )  # fmt: skip
     assert "nmm_spikes" in line  # the user's clip folder, not the built library
@@ -180,7 +180,7 @@ def test_default_centres_avoid_region_without_clips(inputs, tmp_path):
     assert run.returncode == 0, run.output[-3000:]
     warning = one_line_with(run.stderr, "spikeforge: warning:", "no clips", "a5")
     assert "1 region(s)" in warning
-    with h5py.File(workdir / "results" / "plan" / "train.h5", "r") as plan:
+    with h5py.File(workdir / "results" / "plan" / "train" / "part_0000.h5", "r") as plan:
         patches = plan["patch"][()]
         assert 5 not in plan["centre"][()]
     assert patches.shape[0] == 20  # 20 regions x 1 sample, spread over the 19 with clips
@@ -337,9 +337,10 @@ def test_deepsif_metadata_replaces_the_plan(small_inputs, tmp_path):
     workdir = tmp_path / "run"
     run = snakemake(workdir, config)
     assert run.returncode == 0, succeeded(run)
-    assert "import_deepsif_plan" in run.output and "sample_plan" not in run.output
+    assert "import_deepsif_plan" in run.output
     results = workdir / "results"
-    with h5py.File(results / "plan" / "train.h5", "r") as plan:
+    # the imported plan's rows go to the plan part of the shards that use them
+    with h5py.File(results / "plan" / "train" / "part_0000.h5", "r") as plan:
         assert plan.attrs["source"] == str(metadata)
         np.testing.assert_array_equal(plan["clip"][:, 0], np.arange(n))
         assert set(np.unique(plan["scale"][()])) <= {2.0, 3.0}

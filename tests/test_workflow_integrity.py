@@ -55,7 +55,7 @@ def test_damage_is_refused_named_by_verify_and_rebuilt_byte_identically(tmp_path
 
     # A job that reads the damaged shard refuses it by name, before writing anything.
     forced = snakemake(workdir, CONFIG, "--forcerun", "export_mat_shard")
-    assert forced.returncode != 0
+    assert forced.returncode != 0, forced.stderr[-6000:]
     line = one_line_with(forced.stderr, "spikeforge: error:", "shard_0000.h5", "its manifest says")
     assert "damaged since it was made" in line
 

@@ -87,7 +87,7 @@ def test_deleted_region_reruns_its_extraction_and_what_follows(raw_build):
     is byte-identical."""
     results = raw_build / "results"
     before = sha256_tree(results)
-    with h5py.File(results / "plan" / "train.h5", "r") as plan:
+    with h5py.File(results / "plan" / "train" / "part_0000.h5", "r") as plan:
         with h5py.File(results / "spike_library" / "library.h5", "r") as library:
             uses = np.isin(library["region"][()][plan["clip"][()]], [9]).any(axis=1)
     shards_using = set(np.flatnonzero(uses) // 12)

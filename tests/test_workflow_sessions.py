@@ -14,6 +14,7 @@ import pytest
 from workflow_run import (
     assert_startup_failure,
     job_counts,
+    one_line_with,
     output_names,
     sha256_tree,
     snakemake,
@@ -131,6 +132,12 @@ def test_disk_full_is_one_line_naming_the_file_and_leaves_nothing(tmp_path):
         config["sessions"]["duration_s"] = 600.0  # a 7 MB LFP alone
         config["sessions"]["movie"]["onset_s"] = 30.0
         config["spiketrains"]["enabled"] = False
+        # start-up sees that the estimate does not fit and refuses, before any job
+        refused = snakemake(tmp_path / "run", config)
+        assert refused.returncode != 0
+        one_line_with(refused.stderr, "spikeforge: error: config key check_free_disk:", str(disk))
+        # forced, the job meets the full disk itself
+        config["check_free_disk"] = False
         run = snakemake(tmp_path / "run", config)
         assert run.returncode != 0
         lines = [line for line in run.stderr.splitlines() if line.startswith("spikeforge: error")]

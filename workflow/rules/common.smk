@@ -40,6 +40,7 @@ onstart:
 wildcard_constraints:
     split="|".join(EEG.splits) if EEG and EEG.splits else "(?!)",
     shard=r"\d{4}",
+    plan_part=r"\d{4}",
     region=r"\d+",
     iteration=r"\d+",
     cell=r"[A-Za-z0-9_.-]+",
@@ -49,6 +50,14 @@ wildcard_constraints:
     part=r"\d+",
     session=r"\d+",
     item=r"[A-Za-z0-9_.-]+",
+
+
+def sample_plan_inputs(wildcards):
+    """An imported plan's rows are sliced into parts like generated ones."""
+    inputs = {"anatomy": EEG.anatomy, "library": EEG.library}
+    if EEG.plan_cfg["source"] == "deepsif":
+        inputs["imported"] = path(EEG.imported_plan, split=wildcards.split)
+    return inputs
 
 
 def convert_cell_inputs(wildcards):

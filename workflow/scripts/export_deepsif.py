@@ -10,10 +10,10 @@ from spikeforge.workflow.jobs import run
 run(
     snakemake,  # noqa: F821
     lambda sm: export_deepsif(
-        sm.input.plan,
         sm.input.library,
-        *sm.params.sample_range,
-        sm.output.metadata,
-        sm.output.clips,
+        sm.params.plan_parts,
+        sm.params.metadata,
+        sm.params.clips,
+        all_scale_ratios=sm.params.all_scale_ratios,
     ),
 )

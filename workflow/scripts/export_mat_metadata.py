@@ -13,7 +13,7 @@ run(
         sm.output[0],
         list(sm.input.shards),
         sm.input.anatomy,
-        sm.input.plan,
+        sm.params.plan_folder,
         sm.params.start,
         sm.params.leadfield,
     ),

@@ -14,6 +14,7 @@ and attributes seed, split, source ("generated" or the imported file), point_05,
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class PlanConfig:
     sensor_snrs_db: tuple[float, ...] = (5, 10, 15, 20)
     max_overlap_retries: int = 50
     centre_regions: tuple[int, ...] | None = None  # None: every region that has clips
+    held_out_clips: float = 0.0  # fraction of each region's clips kept for one split
+    use_held_out: bool = False  # this split draws from the held-out clips (else from the rest)
 
     @classmethod
     def from_settings(cls, settings: dict) -> PlanConfig:
@@ -105,17 +108,18 @@ def _unit_vector(rng: np.random.Generator) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def smooth_patch(patch: set[int], centre: int, neighbours: tuple[np.ndarray, ...]) -> set[int]:
+def smooth_patch(patch: set[int], centre: int, neighbours: tuple[tuple[int, ...], ...]) -> set[int]:
     """Fill notches and trim spurs: add outside regions with all but one neighbour inside,
-    then remove regions (never the centre) with exactly one neighbour inside."""
+    then remove regions (never the centre) with exactly one neighbour inside; one region at
+    a time, in id order, each seeing the changes before it. `neighbours`: duplicate-free."""
     patch = set(patch)
-    border = {int(v) for p in patch for v in neighbours[p]} - patch
+    border = set().union(*(neighbours[p] for p in patch)) - patch
     for v in sorted(border):
         nb = neighbours[v]
-        if len(nb) > 1 and sum(int(u) in patch for u in nb) >= len(nb) - 1:
+        if len(nb) > 1 and len(patch.intersection(nb)) >= len(nb) - 1:
             patch.add(v)
     for v in sorted(patch - {centre}):
-        if sum(int(u) in patch for u in neighbours[v]) == 1:
+        if len(patch.intersection(neighbours[v])) == 1:
             patch.discard(v)
     return patch
 
@@ -123,21 +127,21 @@ def smooth_patch(patch: set[int], centre: int, neighbours: tuple[np.ndarray, ...
 def grow_patch(centre: int, anatomy: Anatomy, n_layers: int, rng: np.random.Generator) -> set[int]:
     """Layer 1: all neighbours. Deeper layers: a neighbour is kept with probability
     (1 + cos angle) / 2 between its offset from the centre and one random direction."""
-    neighbours, centres = anatomy.neighbours, anatomy.centres
-    patch = {centre} | {int(v) for v in neighbours[centre]}
-    frontier = set(patch) - {centre}
+    neighbours, centres = anatomy.neighbour_lists, anatomy.centres
+    patch = {centre, *neighbours[centre]}
+    frontier = patch - {centre}
     direction = _unit_vector(rng)
     for _ in range(1, n_layers):
-        candidates = sorted({int(v) for f in frontier for v in neighbours[f]} - patch)
+        candidates = sorted(set().union(*(neighbours[f] for f in frontier)) - patch)
         if not candidates:
             break
         offsets = centres[candidates] - centres[centre]
-        norms = np.linalg.norm(offsets, axis=1)
+        norms = np.sqrt(np.einsum("ij,ij->i", offsets, offsets))
         cosine = np.divide(
             offsets @ direction, norms, out=np.zeros(len(candidates)), where=norms > 0
         )
         keep = rng.random(len(candidates)) < (1.0 + cosine) / 2.0
-        frontier = {c for c, k in zip(candidates, keep, strict=True) if k}
+        frontier = set(itertools.compress(candidates, keep.tolist()))
         patch |= frontier
     return smooth_patch(patch, centre, neighbours)
 
@@ -164,6 +168,23 @@ def _sample_patch(
     else:
         raise ValueError(f"unknown patch method {cfg.patch_method!r}")
     return order_patch(regions, centre, anatomy.distances)
+
+
+def clip_rows(library: Library, region: int, cfg: PlanConfig) -> range:
+    """The library rows of a region's clips this split draws from: with cfg.held_out_clips,
+    the region's last round(fraction x n) clips (at least one) for the held-out split, the
+    others for every other split."""
+    rows = library.clips_of(region)
+    if cfg.held_out_clips <= 0:
+        return rows
+    if len(rows) < 2:
+        raise InputError(
+            "eeg.plan.held_out_clips",
+            f"region {region} has {len(rows)} clip, too few to hold some out for one split "
+            "(each split needs its own)",
+        )
+    held = min(len(rows) - 1, max(1, round(cfg.held_out_clips * len(rows))))
+    return rows[len(rows) - held :] if cfg.use_held_out else rows[: len(rows) - held]
 
 
 def generate_plan(
@@ -222,7 +243,7 @@ def generate_plan(
             patch[i, k, : len(regions)] = regions
             d = anatomy.distances[c, regions]
             mag[i, k, : len(regions)] = np.exp(-(d**2) / (2 * sigma**2))
-            rows = library.clips_of(c)
+            rows = clip_rows(library, c, cfg)
             clip[i, k] = rows[int(rng.integers(len(rows)))]
             choice[i, k] = int(rng.integers(len(cfg.target_snrs_db)))
 
@@ -304,10 +325,15 @@ PLAN_ARRAYS = (
 )
 
 
-def write_plan(plan: Plan | Iterable[Plan], path: str | Path) -> None:
-    """Write a plan, or consecutive pieces of one, into one file (appearing when complete)."""
+def write_plan(
+    plan: Plan | Iterable[Plan], path: str | Path, first_index: int | None = None
+) -> None:
+    """Write a plan, or consecutive pieces of one, into one file (appearing when complete);
+    `first_index`: the split's row the file's first row is (a plan part's attribute)."""
     pieces = iter([plan] if isinstance(plan, Plan) else plan)
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
+        if first_index is not None:
+            out.attrs["first_index"] = first_index
         for piece in pieces:
             for name in PLAN_ARRAYS:
                 values = getattr(piece, name)
@@ -323,13 +349,23 @@ def write_plan(plan: Plan | Iterable[Plan], path: str | Path) -> None:
                     dataset.resize(dataset.shape[0] + len(values), axis=0)
                     dataset[-len(values) :] = values
             for key, value in piece.attrs.items():
-                out.attrs[key] = value
+                if key != "first_index":
+                    out.attrs[key] = value
 
 
-def read_plan(path: str | Path, start: int = 0, stop: int | None = None) -> Plan:
-    """Rows start..stop of a plan file (only those rows are read)."""
+def read_plan(path: str | Path, start: int | None = None, stop: int | None = None) -> Plan:
+    """The split's rows start..stop (default: all the file holds) of a plan file or part;
+    only those rows are read."""
     with open_hdf5(path, "sample plan") as src:
-        arrays = {name: src[name][start:stop] for name in PLAN_ARRAYS}
+        first = int(src.attrs.get("first_index", 0))
+        n_rows = src["centre"].shape[0]
+        a = 0 if start is None else start - first
+        b = n_rows if stop is None else stop - first
+        if not 0 <= a <= b <= n_rows:
+            raise InputError(
+                path, f"holds plan rows {first}..{first + n_rows - 1}, not {start}..{stop}"
+            )
+        arrays = {name: src[name][a:b] for name in PLAN_ARRAYS}
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in src.attrs.items()}
     return Plan(**arrays, attrs=attrs)
 
@@ -342,22 +378,34 @@ def regions_without_clips(library: Library, expected: Iterable[int]) -> list[int
     return sorted(set(expected) - set(library.regions_with_clips().tolist()))
 
 
-def plan_split(
+def plan_part(
     anatomy_path: str | Path,
     library_path: str | Path,
     out_path: str | Path,
-    cfg: PlanConfig,
+    sample_range: tuple[int, int],
+    cfg: PlanConfig | None,
     seed: int,
     split: str,
+    imported_path: str | Path | None = None,
     expected_regions: Iterable[int] | None = None,
+    report_regions_without_clips: bool = False,
 ) -> None:
-    """The sample_plan job: a split's plan, written in pieces of PLAN_PIECE rows.
+    """The sample_plan job: plan rows [first, stop) of a split (those of some consecutive
+    shards), generated in pieces of PLAN_PIECE rows, or copied from an imported plan
+    (`imported_path`; `cfg` is then unused).
 
-    Without cfg.centre_regions, the regions among `expected_regions` (default: all) that have
-    no clips are reported (they are never centres)."""
+    A row depends only on (seed, split, row), so parts of any size make the same plan. With
+    `report_regions_without_clips` (the split's first part), regions among
+    `expected_regions` (default: all) without clips are reported: they are never centres."""
+    first, stop = sample_range
+    if imported_path is not None:
+        write_plan(read_plan(imported_path, first, stop), out_path, first)
+        log.info("%s: rows %d..%d of %s", split, first, stop - 1, imported_path)
+        return
+    assert cfg is not None
     anatomy = read_anatomy(anatomy_path)
     with Library(library_path) as library:
-        if cfg.centre_regions is None:
+        if cfg.centre_regions is None and report_regions_without_clips:
             expected = range(anatomy.n_regions) if expected_regions is None else expected_regions
             missing = regions_without_clips(library, expected)
             if missing:
@@ -367,8 +415,19 @@ def plan_split(
                     len(missing), shown, " ..." if len(missing) > 10 else "",
                 )  # fmt: skip
         pieces = (
-            generate_plan(anatomy, library, cfg, seed, split, first, first + PLAN_PIECE)
-            for first in range(0, cfg.n_samples, PLAN_PIECE)
+            generate_plan(anatomy, library, cfg, seed, split, a, min(stop, a + PLAN_PIECE))
+            for a in range(first, stop, PLAN_PIECE)
         )
-        write_plan(pieces, out_path)
-    log.info("%s: %d samples planned", split, cfg.n_samples)
+        write_plan(pieces, out_path, first)
+    log.info("%s: rows %d..%d planned", split, first, stop - 1)
+
+
+def read_plan_parts(paths: Iterable[str | Path]) -> Plan:
+    """A split's plan from its parts, in order."""
+    parts = [read_plan(p) for p in paths]
+    if not parts:
+        raise ValueError("a plan needs at least one part")
+    return Plan(
+        *(np.concatenate([getattr(p, name) for p in parts]) for name in PLAN_ARRAYS),
+        attrs={k: v for k, v in parts[0].attrs.items() if k != "first_index"},
+    )

@@ -49,6 +49,12 @@ def eeg_problems(eeg: EEGLayout) -> list[str]:
     centres = eeg.plan_cfg["centre_regions"] or []
     if any(r >= n_regions for r in centres):
         found.append(problem("eeg.plan.centre_regions", f"regions must be below {n_regions}"))
+    held_out = eeg.plan_cfg["held_out_split"]
+    if eeg.plan_cfg["held_out_clips"] > 0 and held_out not in eeg.splits:
+        found.append(problem(
+            "eeg.plan.held_out_split",
+            f"{held_out!r} is not a split of eeg.splits ({', '.join(eeg.splits)})",
+        ))  # fmt: skip
     if found:
         return found
     for split in eeg.splits:

@@ -69,6 +69,15 @@ def shard_name(k: int) -> str:
     return f"{k:04d}"
 
 
+# A plan part holds the plan rows of whole consecutive shards, about this many: few jobs,
+# small files, and the plan is built in parallel with synthesis instead of before it.
+PLAN_PART_SAMPLES = 10_000
+
+
+def shards_per_plan_part(per_shard: int) -> int:
+    return max(1, round(PLAN_PART_SAMPLES / per_shard))
+
+
 class EEGLayout:
     """The EEG chain of a run: its paths, regions, splits and shards."""
 
@@ -95,7 +104,9 @@ class EEGLayout:
         self.clip_info = str(clip_info_path(self.clip_folder, "{region}"))  # type: ignore[arg-type]
         self.mock_clips = f"{demo}/nmm_spikes"
         self.library = f"{results}/spike_library/library.h5"
-        self.plan = f"{results}/plan/{{split}}.h5"
+        self.plan_part = f"{results}/plan/{{split}}/part_{{plan_part}}.h5"
+        self.plan_folder = f"{results}/plan/{{split}}"
+        self.imported_plan = f"{results}/plan/{{split}}_deepsif.h5"
         self.shard = f"{results}/{{split}}/hdf5/shard_{{shard}}.h5"
         self.split_index = f"{results}/{{split}}/hdf5/index.json"
         self.mat_shard = f"{results}/{{split}}/mat/shard_{{shard}}"
@@ -110,12 +121,13 @@ class EEGLayout:
             "extract_clips": f"{logs}/clips/extract_clips_{{region}}.log",
             "mock_spike_clips": f"{logs}/spike_library/mock_spike_clips.log",
             "spike_library": f"{logs}/spike_library/spike_library.log",
-            "sample_plan": f"{logs}/plan/{{split}}.log",
+            "import_deepsif_plan": f"{logs}/plan/{{split}}_deepsif.log",
+            "sample_plan": f"{logs}/plan/{{split}}_{{plan_part}}.log",
             "synthesize_shard": f"{logs}/synthesis/{{split}}_{{shard}}.log",
             "split_index": f"{logs}/synthesis/{{split}}_index.log",
             "export_mat_shard": f"{logs}/export/mat_{{split}}_{{shard}}.log",
             "export_mat_metadata": f"{logs}/export/mat_metadata_{{split}}.log",
-            "export_deepsif": f"{logs}/export/deepsif_{{split}}.log",
+            "export_deepsif": f"{logs}/export/deepsif.log",
         }
 
     # ------------------------------------------------------------------ config views
@@ -271,6 +283,28 @@ class EEGLayout:
     def shard_range(self, split: str, shard: str) -> tuple[int, int]:
         return self.shard_ranges(split)[int(shard)]
 
+    @property
+    def shards_per_plan_part(self) -> int:
+        return shards_per_plan_part(self.samples_per_shard)
+
+    def plan_parts(self, split: str) -> list[str]:
+        n_shards = len(self.shard_ranges(split))
+        return [shard_name(p) for p in range(-(-n_shards // self.shards_per_plan_part))]
+
+    def plan_part_range(self, split: str, plan_part: str) -> tuple[int, int]:
+        """[first, stop) of the plan rows of one part: those of its shards."""
+        ranges = self.shard_ranges(split)
+        first = int(plan_part) * self.shards_per_plan_part
+        last = min(len(ranges), first + self.shards_per_plan_part) - 1
+        return ranges[first][0], ranges[last][1]
+
+    def plan_part_of(self, split: str, shard: str) -> str:
+        """The plan part holding a shard's rows."""
+        return shard_name(int(shard) // self.shards_per_plan_part)
+
+    def plan_part_paths(self, split: str) -> list[str]:
+        return [path(self.plan_part, split=split, plan_part=p) for p in self.plan_parts(split)]
+
     def plan_settings(self, split: str) -> dict[str, Any]:
         """The keywords of eeg.plan.PlanConfig for one split (what its sample_plan job uses)."""
         plan, settings = self.plan_cfg, self.cfg["splits"][split]
@@ -286,6 +320,8 @@ class EEGLayout:
             "target_snrs_db": list(settings["target_snrs_db"]),
             "sensor_snrs_db": list(plan["sensor_snrs_db"]),
             "centre_regions": list(centres) if centres else None,
+            "held_out_clips": plan["held_out_clips"],
+            "use_held_out": split == plan["held_out_split"],
         }
 
     def mat_splits(self) -> list[str]:
@@ -305,6 +341,7 @@ class EEGLayout:
             outputs += inputs["clips"] + inputs["clip_info"]
         for split in self.splits:
             shards = self.shards(split)
+            outputs += self.plan_part_paths(split)
             outputs += [path(self.shard, split=split, shard=k) for k in shards]
             outputs.append(path(self.split_index, split=split))
             if split in self.mat_splits():
@@ -332,8 +369,9 @@ class EEGLayout:
             counts["mock_spike_clips"] = 1
         counts["spike_library"] = 1
         splits = len(self.splits)
-        plan_rule = "import_deepsif_plan" if self.plan_cfg["source"] == "deepsif" else "sample_plan"
-        counts[plan_rule] = splits
+        if self.plan_cfg["source"] == "deepsif":
+            counts["import_deepsif_plan"] = splits
+        counts["sample_plan"] = sum(len(self.plan_parts(s)) for s in self.splits)
         counts["synthesize_shard"] = sum(len(self.shards(s)) for s in self.splits)
         counts["split_index"] = splits
         mat = self.mat_splits()
@@ -341,7 +379,7 @@ class EEGLayout:
             counts["export_mat_shard"] = sum(len(self.shards(s)) for s in mat)
             counts["export_mat_metadata"] = len(mat)
         if self.cfg["export"]["deepsif"]["enabled"]:
-            counts["export_deepsif"] = splits
+            counts["export_deepsif"] = 1
         return {rule: n for rule, n in counts.items() if n}
 
     def sample_count(self) -> int:

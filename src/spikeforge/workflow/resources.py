@@ -58,7 +58,9 @@ def eeg_runtime(eeg: EEGLayout, rule: str, split: str | None = None) -> int:
         return minutes(4 * eeg.raw_cfg["tvb"]["duration_s"] / min(rate, 10.0))
     if rule == "synthesize_shard":
         return minutes(4 * eeg.samples_per_shard / 400)  # 400 samples/s in one process
-    if rule in ("sample_plan", "import_deepsif_plan", "export_deepsif"):
+    if rule == "sample_plan":
+        return minutes(4 * eeg.samples_per_shard * eeg.shards_per_plan_part * 2e-3)
+    if rule in ("import_deepsif_plan", "export_deepsif"):
         samples = max(eeg.split_size(s) for s in eeg.splits) if eeg.splits else 0
         return minutes(4 * samples * 2e-3)  # 1.6 ms a sample
     if rule in ("extract_clips", "spike_library"):

@@ -10,6 +10,8 @@ fewer) and a source patch at PATCH_REGIONS regions.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,15 +47,18 @@ def eeg_bytes(eeg: EEGLayout) -> dict[str, int]:
     per_sample_shard = CLIP_SAMPLES * n_channels * FLOAT32 + n_sources * PATCH_WIDTH * INT32
     per_sample_shard += n_sources * PATCH_REGIONS * (CLIP_SAMPLES * FLOAT32 + INT32)
     per_sample_mat = CLIP_SAMPLES * (n_channels + n_regions) * FLOAT32
+    imported = eeg.plan_cfg["source"] == "deepsif"
     for split in eeg.splits:
         start, stop = eeg.split_range(split)
-        sizes["plans"] = sizes.get("plans", 0) + eeg.split_size(split) * per_sample_plan
+        planned = (stop - start) + (eeg.split_size(split) if imported else 0)
+        sizes["plans"] = sizes.get("plans", 0) + planned * per_sample_plan
         sizes["hdf5 shards"] = sizes.get("hdf5 shards", 0) + (stop - start) * per_sample_shard
         if split in eeg.mat_splits():
             sizes["mat samples"] = sizes.get("mat samples", 0) + (stop - start) * per_sample_mat
         if eeg.cfg["export"]["deepsif"]["enabled"]:
-            deepsif = n_clips * CLIP_SAMPLES * n_regions * FLOAT32
-            sizes["deepsif"] = sizes.get("deepsif", 0) + deepsif
+            # the clip file once (the splits' names are hard links), the metadata per split
+            sizes["deepsif"] = sizes.get("deepsif", n_clips * CLIP_SAMPLES * n_regions * FLOAT32)
+            sizes["deepsif"] += (stop - start) * n_sources * PATCH_WIDTH * 2 * FLOAT64
     return sizes
 
 
@@ -185,6 +190,26 @@ def cortical_bytes(layout: CorticalLayout) -> dict[str, int]:
                     len(parts) * (spikes * 8 + layout.neurons(sheet) * images * trials * 2 * 250)
                 )
     return {"spike tensors": total, "mock datastores": mock}
+
+
+def folder_bytes(folder: str | Path) -> int:
+    """Bytes of the files under `folder` (0 when it does not exist); links are not followed."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # removed meanwhile
+    return total
+
+
+def free_bytes(folder: str | Path) -> int:
+    """Free bytes of the disk `folder` is (or will be) on."""
+    probe = Path(folder).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
 
 
 def gigabytes(n_bytes: int) -> str:

@@ -107,7 +107,26 @@ class Run:
                 f"({_breakdown(by_chain)}), more than max_output_gb = {limit:g}; raise it if "
                 "that is intended",
             ))  # fmt: skip
+        if not found and self.config["check_free_disk"]:
+            found += self.free_disk_problems(total, by_chain)
         return found
+
+    def free_disk_problems(self, total: int, by_chain: dict[str, dict[str, int]]) -> list[str]:
+        """The outputs still to be written against the free space of the run folder's disk."""
+        existing = sum(
+            sizes.folder_bytes(f) for f in (self.folders.results, self.folders.resources)
+        )
+        needed = total - existing
+        free = sizes.free_bytes(self.folders.root)
+        if needed <= free:
+            return []
+        return [checks.problem(
+            "check_free_disk",
+            f"this config would write about {sizes.gigabytes(needed)} more "
+            f"({_breakdown(by_chain)}), but {self.folders.root}/ has "
+            f"{sizes.gigabytes(free)} free; free space, turn off layouts you do not need, or "
+            "set check_free_disk: false to run anyway",
+        )]  # fmt: skip
 
     def summary(self) -> str:
         """'N jobs, about X GB under <run_dir>/ (eeg: ...; paired: ...)': the start-up line."""

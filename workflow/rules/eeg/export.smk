@@ -22,7 +22,6 @@ rule export_mat_metadata:
             for k in EEG.shards(wildcards.split)
         ],
         anatomy=EEG.anatomy,
-        plan=EEG.plan,
     output:
         EEG.mat_metadata,
     log:
@@ -33,6 +32,7 @@ rule export_mat_metadata:
         **resources.per_attempt(resources.DEFAULT_MB),
     params:
         start=lambda wildcards: EEG.split_range(wildcards.split)[0],
+        plan_folder=lambda wildcards: path(EEG.plan_folder, split=wildcards.split),
         leadfield=EEG.anatomy_inputs()["leadfield"],
         version=SPIKEFORGE_VERSION,
     script:
@@ -41,11 +41,11 @@ rule export_mat_metadata:
 
 rule export_deepsif:
     input:
-        plan=EEG.plan,
+        plan=[part for split in EEG.splits for part in EEG.plan_part_paths(split)],
         library=EEG.library,
     output:
-        metadata=EEG.deepsif_metadata,
-        clips=EEG.deepsif_clips,
+        metadata=[path(EEG.deepsif_metadata, split=split) for split in EEG.splits],
+        clips=[path(EEG.deepsif_clips, split=split) for split in EEG.splits],
     log:
         EEG.logs["export_deepsif"],
     conda:
@@ -56,7 +56,12 @@ rule export_deepsif:
             resources.eeg_runtime(EEG, "export_deepsif"),
         ),
     params:
-        sample_range=lambda wildcards: EEG.split_range(wildcards.split),
+        plan_parts={split: EEG.plan_part_paths(split) for split in EEG.splits},
+        metadata={
+            split: path(EEG.deepsif_metadata, split=split) for split in EEG.splits
+        },
+        clips={split: path(EEG.deepsif_clips, split=split) for split in EEG.splits},
+        all_scale_ratios=EEG.cfg["export"]["deepsif"]["scale_ratios"] == "all",
         version=SPIKEFORGE_VERSION,
     script:
         "../../scripts/export_deepsif.py"

@@ -6,9 +6,9 @@ if EEG.plan_cfg["source"] == "deepsif":
             anatomy=EEG.anatomy,
             library=EEG.library,
         output:
-            EEG.plan,
+            EEG.imported_plan,
         log:
-            EEG.logs["sample_plan"],
+            EEG.logs["import_deepsif_plan"],
         conda:
             "../../../envs/spikeforge.yaml"
         resources:
@@ -22,27 +22,29 @@ if EEG.plan_cfg["source"] == "deepsif":
         script:
             "../../scripts/import_deepsif_plan.py"
 
-else:
 
-    rule sample_plan:
-        input:
-            anatomy=EEG.anatomy,
-            library=EEG.library,
-        output:
-            EEG.plan,
-        log:
-            EEG.logs["sample_plan"],
-        conda:
-            "../../../envs/spikeforge.yaml"
-        resources:
-            **resources.per_attempt(
-                resources.eeg_mem_mb(EEG, "sample_plan"),
-                resources.eeg_runtime(EEG, "sample_plan"),
-            ),
-        params:
-            settings=lambda wildcards: EEG.plan_settings(wildcards.split),
-            expected_regions=EEG.raw_regions() if EEG.clip_source == "raw" else None,
-            seed=EEG.seed,
-            version=SPIKEFORGE_VERSION,
-        script:
-            "../../scripts/sample_plan.py"
+rule sample_plan:
+    input:
+        unpack(sample_plan_inputs),
+    output:
+        EEG.plan_part,
+    log:
+        EEG.logs["sample_plan"],
+    conda:
+        "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(
+            resources.eeg_mem_mb(EEG, "sample_plan"),
+            resources.eeg_runtime(EEG, "sample_plan"),
+        ),
+    params:
+        sample_range=lambda wildcards: EEG.plan_part_range(
+            wildcards.split, wildcards.plan_part
+        ),
+        settings=lambda wildcards: EEG.plan_settings(wildcards.split),
+        expected_regions=EEG.raw_regions() if EEG.clip_source == "raw" else None,
+        report_regions_without_clips=lambda wildcards: int(wildcards.plan_part) == 0,
+        seed=EEG.seed,
+        version=SPIKEFORGE_VERSION,
+    script:
+        "../../scripts/sample_plan.py"

@@ -2,7 +2,11 @@ rule synthesize_shard:
     input:
         anatomy=EEG.anatomy,
         library=EEG.library,
-        plan=EEG.plan,
+        plan=lambda wildcards: path(
+            EEG.plan_part,
+            split=wildcards.split,
+            plan_part=EEG.plan_part_of(wildcards.split, wildcards.shard),
+        ),
     output:
         EEG.shard,
     log:

@@ -1,10 +1,19 @@
 """DeepSIF's own loader format (docs/eeg-chain.md §7): `{split}_sample_source1.mat` (the plan:
 selected_region, nmm_idx, scale_ratio, mag_change, sensor_snr; padding 15213) and
 `{split}_sample_nmm.h5` (dataset `data` [clips, 500, R]); and the same metadata read back as a
-plan, so an existing DeepSIF dataset can be re-synthesised."""
+plan, so an existing DeepSIF dataset can be re-synthesised.
+
+The clip file is the spike library in DeepSIF's orientation and the same for every split: one
+job writes it once, under the first split's name, and hard-links the other splits' names to it
+(DeepSIF's loader derives the clip file's name from the metadata file's). The splits' names
+are outputs of that one job, since Snakemake touches a job's outputs when it ends: a link that
+another job made would change its own outputs' times."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import h5py
@@ -15,31 +24,31 @@ from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
 from spikeforge.core.seeding import STREAM_PLAN
 from spikeforge.eeg.library import Library
-from spikeforge.eeg.plan import PATCH_WIDTH, Plan, read_plan, write_plan
+from spikeforge.eeg.plan import PATCH_WIDTH, Plan, read_plan_parts, write_plan
 from spikeforge.io.mat import load_mat, save_mat
 
 DEEPSIF_PAD = 15213
 
 
-def write_deepsif_metadata(plan: Plan, path: str | Path) -> None:
+def write_deepsif_metadata(plan: Plan, path: str | Path, all_scale_ratios: bool = True) -> None:
     """DeepSIF's `{split}_sample_source1.mat`, read unchanged by its SpikeEEGBuild loader.
 
-    scale_ratio holds the one ratio this plan chose, so DeepSIF's random pick is deterministic.
+    scale_ratio [N, S, K]: with `all_scale_ratios`, every target SNR's ratio (as DeepSIF's own
+    metadata), so its loader's per-epoch random pick augments the amplitudes; otherwise only
+    the ratio this plan chose (K = 1), so the loader's pick is deterministic and its samples
+    are spikeforge's.
     """
-    n, s = plan.centre.shape
-    selected = np.full((n, s, PATCH_WIDTH), DEEPSIF_PAD, np.float64)
-    mag = np.full((n, s, PATCH_WIDTH), DEEPSIF_PAD, np.float64)
-    for i in range(n):
-        for k in range(s):
-            size = plan.patch_size[i, k]
-            selected[i, k, :size] = plan.patch[i, k, :size]
-            mag[i, k, :size] = plan.mag_change[i, k, :size]
+    in_patch = np.arange(PATCH_WIDTH) < plan.patch_size[..., None]
+    selected = np.where(in_patch, plan.patch, DEEPSIF_PAD).astype(np.float64)
+    mag = np.where(in_patch, plan.mag_change, DEEPSIF_PAD).astype(np.float64)
     save_mat(
         path,
         {
             "selected_region": selected,
             "nmm_idx": plan.clip.astype(np.int64),
-            "scale_ratio": plan.scale[:, :, None].astype(np.float64),
+            "scale_ratio": (
+                plan.scale_ratios if all_scale_ratios else plan.scale[:, :, None]
+            ).astype(np.float64),
             "mag_change": mag,
             "sensor_snr": plan.sensor_snr[:, None].astype(np.float64),
         },
@@ -47,7 +56,7 @@ def write_deepsif_metadata(plan: Plan, path: str | Path) -> None:
 
 
 def write_deepsif_clips(library_path: str | Path, path: str | Path) -> None:
-    """DeepSIF's `{split}_sample_nmm.h5`: dataset `data` [clips, 500, R], rows = library rows."""
+    """DeepSIF's clip file, dataset `data` [clips, 500, R], rows = library rows."""
     with atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(library_path, "r") as src, h5py.File(tmp, "w") as out:
             clips = src["clips"]
@@ -59,18 +68,32 @@ def write_deepsif_clips(library_path: str | Path, path: str | Path) -> None:
                 data[row] = clips[row].T
 
 
+def link_or_copy(source: str | Path, path: str | Path) -> None:
+    """`path` as a hard link to `source` (appearing atomically); a copy where the file system
+    has no hard links."""
+    with atomic_path(path, suffix=Path(path).suffix) as tmp:
+        tmp.unlink()  # the staging name, free for the link
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+
+
 def export_deepsif(
-    plan_path: str | Path,
     library_path: str | Path,
-    start: int,
-    stop: int,
-    metadata_path: str | Path,
-    clips_path: str | Path,
+    plan_parts: Mapping[str, Sequence[str | Path]],
+    metadata_paths: Mapping[str, str | Path],
+    clips_paths: Mapping[str, str | Path],
+    all_scale_ratios: bool = True,
 ) -> None:
-    """The export_deepsif job: the plan rows [start, stop) as DeepSIF metadata and the spike
-    library as DeepSIF's clip file."""
-    write_deepsif_metadata(read_plan(plan_path, start, stop), metadata_path)
-    write_deepsif_clips(library_path, clips_path)
+    """The export_deepsif job: per split, its plan (the parts, in order) as DeepSIF metadata,
+    and the clip file once, linked under every split's name."""
+    for split, parts in plan_parts.items():
+        write_deepsif_metadata(read_plan_parts(parts), metadata_paths[split], all_scale_ratios)
+    first, *others = list(clips_paths.values())
+    write_deepsif_clips(library_path, first)
+    for other in others:
+        link_or_copy(first, other)
 
 
 def import_deepsif_plan(
