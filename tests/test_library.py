@@ -90,14 +90,22 @@ def test_named_regions_only(clips, tmp_path):
         ({"data": -np.ones((500, N_REGIONS))}, "region 1's waveform has no positive peak"),
     ],
 )
-def test_bad_clips_are_refused_naming_the_file(clips, tmp_path, variables, message):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_bad_clips_are_refused_naming_the_file(clips, tmp_path, variables, message, workers):
     folder, _ = clips
     bad = folder / "a1" / "nmm_2.mat"
     save_mat(bad, variables)
     with pytest.raises(InputError, match=message) as error:
-        build_library(folder, LEADFIELD, tmp_path / "lib.h5")
+        build_library(folder, LEADFIELD, tmp_path / "lib.h5", workers=workers)
     assert str(bad) in str(error.value)
     assert not (tmp_path / "lib.h5").exists()
+
+
+def test_workers_write_the_same_library(clips, tmp_path):
+    folder, _ = clips
+    build_library(folder, LEADFIELD, tmp_path / "one.h5")
+    build_library(folder, LEADFIELD, tmp_path / "three.h5", workers=3)
+    assert (tmp_path / "one.h5").read_bytes() == (tmp_path / "three.h5").read_bytes()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 

@@ -10,6 +10,11 @@ from spikeforge.workflow.jobs import run
 run(
     snakemake,  # noqa: F821
     lambda sm: consolidate_library(
-        sm.input.anatomy, sm.params.folder, sm.output[0], sm.params.clip_key, sm.params.regions
+        sm.input.anatomy,
+        sm.params.folder,
+        sm.output[0],
+        sm.params.clip_key,
+        sm.params.regions,
+        workers=sm.threads,
     ),
 )

@@ -14,16 +14,19 @@ Rows are ordered by region, then by j, so rows of one region are contiguous.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import re
 import sys
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_directory, atomic_path
@@ -48,7 +51,9 @@ def mock_clip(n_regions: int, region: int, gen: np.random.Generator) -> np.ndarr
 
     sos = scipy.signal.butter(4, 20.0, fs=500.0, output="sos")
     noise = gen.standard_normal((CLIP_SAMPLES + 200, n_regions))
-    background = scipy.signal.sosfiltfilt(sos, noise, axis=0)[100:-100]
+    # filtered along contiguous rows (a third faster; the same values), then back to T x R
+    filtered = scipy.signal.sosfiltfilt(sos, np.ascontiguousarray(noise.T), axis=1)
+    background = np.ascontiguousarray(filtered.T[100:-100])
     background *= 1.5 / background.std()
     background += gen.uniform(2.0, 6.0, size=n_regions)
     t = np.arange(CLIP_SAMPLES, dtype=np.float64)
@@ -147,17 +152,45 @@ def list_clips(
     return sorted(entries)
 
 
+def _prepared_clip(
+    entry: tuple[int, int, Path], leadfield: np.ndarray, data_key: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One clip read and checked: (R x T float32, its C x T projection, the centre waveform)."""
+    region, _, path = entry
+    n_regions = leadfield.shape[1]
+    variables = load_mat(path, [data_key])
+    if data_key not in variables:
+        raise InputError(path, "variable not found", key=data_key)
+    clip = np.asarray(variables[data_key])
+    if clip.shape != (CLIP_SAMPLES, n_regions):
+        raise InputError(
+            path,
+            f"clip must be {CLIP_SAMPLES} x {n_regions} (time x regions), got {clip.shape}",
+            key=data_key,
+        )
+    if not np.all(np.isfinite(clip)):
+        raise InputError(path, "clip contains non-finite values", key=data_key)
+    clip32 = clip.astype(np.float32)
+    clip64 = clip32.astype(np.float64)
+    if clip64[:, region].max() <= 0:
+        raise InputError(path, f"region {region}'s waveform has no positive peak")
+    return np.ascontiguousarray(clip32.T), leadfield @ clip64.T, clip64[:, region]
+
+
 def build_library(
     clip_folder: str | Path,
     leadfield: np.ndarray,
     out_path: str | Path,
     data_key: str = "data",
     regions: Sequence[int] | None = None,
+    workers: int = 1,
 ) -> None:
     """Read every clip once, validate it, and write the library with per-clip projections.
 
     `regions`: read only those regions' folders (the workflow names the regions it extracted,
-    so clips another run left in the same folder are never read); None reads every a{r}."""
+    so clips another run left in the same folder are never read); None reads every a{r}.
+    `workers` threads read and project clips (file reads and the projection release the GIL)
+    while this one writes them in order, a few clips ahead at most."""
     n_channels, n_regions = leadfield.shape
     clips = list_clips(clip_folder, n_regions, regions)
     n = len(clips)
@@ -170,26 +203,15 @@ def build_library(
             chunks=(1, n_channels, CLIP_SAMPLES),
         )
         centre = out.create_dataset("centre_waveform", (n, CLIP_SAMPLES), dtype=np.float64)
-        for row, (region, _, path) in enumerate(clips):
-            variables = load_mat(path, [data_key])
-            if data_key not in variables:
-                raise InputError(path, "variable not found", key=data_key)
-            clip = np.asarray(variables[data_key])
-            if clip.shape != (CLIP_SAMPLES, n_regions):
-                raise InputError(
-                    path,
-                    f"clip must be {CLIP_SAMPLES} x {n_regions} (time x regions), got {clip.shape}",
-                    key=data_key,
-                )
-            if not np.all(np.isfinite(clip)):
-                raise InputError(path, "clip contains non-finite values", key=data_key)
-            clip32 = clip.astype(np.float32)
-            data[row] = clip32.T
-            clip64 = clip32.astype(np.float64)
-            projection[row] = leadfield @ clip64.T
-            centre[row] = clip64[:, region]
-            if clip64[:, region].max() <= 0:
-                raise InputError(path, f"region {region}'s waveform has no positive peak")
+        # the workers are the parallelism: BLAS threads of their own would oversubscribe
+        blas = threadpool_limits(1) if workers > 1 else contextlib.nullcontext()
+        with blas, ThreadPoolExecutor(max(1, workers)) as pool:
+            window: deque[Future] = deque()
+            ahead = iter(clips)
+            for row in range(n):
+                while len(window) < 2 * max(1, workers) and (entry := next(ahead, None)):
+                    window.append(pool.submit(_prepared_clip, entry, leadfield, data_key))
+                data[row], projection[row], centre[row] = window.popleft().result()
         folder = Path(clip_folder)
         out["region"] = np.array([c[0] for c in clips], dtype=np.int32)
         out["clip_number"] = np.array([c[1] for c in clips], dtype=np.int32)
@@ -209,9 +231,11 @@ def consolidate_library(
     out_path: str | Path,
     data_key: str = "data",
     regions: Sequence[int] | None = None,
+    workers: int = 1,
 ) -> None:
     """The spike_library job: build_library with the anatomy's leadfield."""
-    build_library(clip_folder, read_anatomy(anatomy_path).leadfield, out_path, data_key, regions)
+    leadfield = read_anatomy(anatomy_path).leadfield
+    build_library(clip_folder, leadfield, out_path, data_key, regions, workers)
 
 
 def _provenance(folder: Path, clips: list[tuple[int, int, Path]]) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ def _scipy_io() -> Any:
 
     return scipy.io
 
+
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 

@@ -27,6 +27,7 @@ rule spike_library:
         EEG.library,
     log:
         EEG.logs["spike_library"],
+    threads: 2
     conda:
         "../../../envs/spikeforge.yaml"
     resources:

@@ -30,6 +30,8 @@ rule sample_plan:
         EEG.plan_part,
     log:
         EEG.logs["sample_plan"],
+    # Plans first: every shard's plan is ready early and synthesis then keeps both cores.
+    priority: 1
     conda:
         "../../../envs/spikeforge.yaml"
     resources:
