@@ -3,7 +3,9 @@ damage named per file, damaged outputs removed so the next run rebuilds them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 
@@ -171,3 +173,19 @@ def test_input_checksums_follow_content_not_location(tmp_path, monkeypatch):
     before = manifest.input_checksum(folder)
     (folder / "part_2").mkdir()
     assert manifest.input_checksum(folder) != before
+
+
+def test_hard_links_are_one_file_for_bytes_and_digests(tmp_path):
+    from spikeforge.core.manifest import sha256_file, unique_bytes
+
+    first = tmp_path / "train_sample_nmm.h5"
+    first.write_bytes(b"x" * 1000)
+    os.link(first, tmp_path / "test_sample_nmm.h5")
+    (tmp_path / "other.bin").write_bytes(b"y" * 10)
+    names = [first, tmp_path / "test_sample_nmm.h5", tmp_path / "other.bin"]
+    assert unique_bytes(names) == 1010
+    assert sha256_file(names[1]) == hashlib.sha256(b"x" * 1000).hexdigest()
+    # a file rewritten (new size or time) is hashed again, not taken from the cache
+    first.write_bytes(b"z" * 1000)
+    os.utime(first, ns=(1, 1))
+    assert sha256_file(names[1]) == hashlib.sha256(b"z" * 1000).hexdigest()

@@ -34,12 +34,37 @@ def manifest_path(output: str | Path) -> Path:
     return Path(str(output).rstrip("/") + SUFFIX)
 
 
+# Hard links (DeepSIF's per-split clip file) are one file: hashed once per process.
+_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+
+
+def _identity(path: str | Path) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def sha256_file(path: str | Path) -> str:
+    identity = _identity(path)
+    if identity in _DIGESTS:
+        return _DIGESTS[identity]
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    _DIGESTS[identity] = digest.hexdigest()
+    return _DIGESTS[identity]
+
+
+def unique_bytes(outputs: Iterable[str | Path]) -> int:
+    """Bytes the outputs take on disk: every file counted once, however many names (hard
+    links) it has."""
+    seen: dict[tuple[int, int], int] = {}
+    for output in outputs:
+        output = Path(output)
+        for relative in listed_files(output):
+            st = os.stat(_file_path(output, relative.as_posix(), output.is_dir()))
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
 
 
 def listed_files(output: str | Path) -> list[Path]:

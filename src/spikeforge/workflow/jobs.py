@@ -69,7 +69,7 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
         inputs = _named_paths(getattr(snakemake, "input", []))
         manifest.check_inputs(inputs.values())
         main(snakemake)
-        written = manifest.write_manifests(
+        manifest.write_manifests(
             outputs,
             rule=str(snakemake.rule),
             wildcards=dict(getattr(snakemake, "wildcards", {}) or {}),
@@ -77,7 +77,7 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
             params=_named_values(getattr(snakemake, "params", [])),
             inputs=inputs,
         )
-        output_bytes = sum(f["size"] for m in written for f in m["files"])
+        output_bytes = manifest.unique_bytes(outputs)
         logging.info("job stats: %s", json.dumps(job_stats(started, output_bytes)))
     except InputError as error:
         _log_only(logging.ERROR, "bad input: %s", error)
