@@ -27,9 +27,9 @@ rule spike_library:
         EEG.library,
     log:
         EEG.logs["spike_library"],
-    threads: 2
     conda:
         "../../../envs/spikeforge.yaml"
+    threads: 2
     resources:
         **resources.per_attempt(
             resources.eeg_mem_mb(EEG, "spike_library"),
