@@ -53,10 +53,9 @@ def main() -> int:
     per_rule = dict(line.split() for line in stats.group(1).splitlines())
     total = int(stats.group(2))
     groups = collections.Counter(re.findall(r"Group job (\w+)", out))
-    grouped = sum(
-        int(count) for rule, count in per_rule.items()
-        if rule in ("extract_clips", "mock_raw_nmm", "synthesize_shard")
-    )  # fmt: skip
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    grouped_rules = {entry.split("=")[0] for entry in profile["groups"]}
+    grouped = sum(int(count) for rule, count in per_rule.items() if rule in grouped_rules)
     submissions = sum(groups.values()) + (total - 1 - grouped)  # `all` runs locally
     print(f"DeepSIF scale, Slurm profile: dry run {seconds:.1f} s for {total:,} jobs")
     print("  jobs per rule: " + ", ".join(f"{r} {n}" for r, n in per_rule.items()))
