@@ -1,0 +1,217 @@
+"""Jansen-Rit neural-mass simulation without TVB: the model, coupling, delays and Heun
+stochastic scheme of TVB's setup in `spikeforge.eeg.tvb`, batched over runs and compiled.
+
+TVB spends almost all its time in the coupling: every step it evaluates the coupling sigmoid
+for all N x N region pairs, although the sigmoid depends only on the source region's delayed
+state and the connectivity has few non-zero weights (3.6 % at 998 regions). Here the sigmoid
+is evaluated once per region and step, kept in a ring of `horizon` steps (delays are whole
+steps, at most `horizon - 1`), and summed over the non-zero weights only.
+
+What is kept from TVB, so that trajectories agree (tests/test_neural_mass.py):
+- the equations of `tvb.simulator.models.JansenRit` and `tvb.simulator.coupling.
+  SigmoidalJansenRit` (cmin 0, cmax 0.005, midpoint 6, r 0.56, a 1);
+- delays `rint(tract_length / speed / dt)` with speed 3 mm/ms, the horizon the largest of
+  them (over all pairs) plus one;
+- TVB's history holds y1 and y2 and its weights in float32: the sigmoid's argument is the
+  float32 difference of the float32 values, the weights are float32;
+- HeunStochastic: one normal draw per step and run for the noisy state y4 (TVB's additive
+  noise is zero in the other states), `sqrt(dt) * sqrt(2 nsig) * z` added to the predictor
+  and to the corrected state.
+
+A batch is any set of runs on one connectivity, each with its own A per region, mean input
+mu and noise amplitude: DeepSIF's runs differ only in which region spikes and in the noise.
+Memory does not grow with the simulated length: the state advances `steps` at a time.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.core.errors import InputError
+
+DT_MS = 0.5
+SPEED_MM_PER_MS = 3.0  # TVB's default conduction speed
+
+
+@dataclass(frozen=True)
+class JansenRit:
+    """TVB's JansenRit parameters (its defaults, with v0 = 6 as DeepSIF sets it)."""
+
+    A_background: float = 3.25
+    a: float = 0.1
+    B: float = 22.0
+    b: float = 0.05
+    v0: float = 6.0
+    nu_max: float = 0.0025
+    r: float = 0.56
+    J: float = 135.0
+    a_1: float = 1.0
+    a_2: float = 0.8
+    a_3: float = 0.25
+    a_4: float = 0.25
+    # SigmoidalJansenRit coupling
+    c_max: float = 0.005
+    c_midpoint: float = 6.0
+    c_r: float = 0.56
+    c_a: float = 1.0
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """Non-zero weights as edges sorted by delay (then target, source): the edges of one
+    delay read one slot of the ring, which stays in cache while they are summed."""
+
+    n_regions: int
+    horizon: int  # ring length: the largest delay over all pairs, plus one (as TVB)
+    delay_start: np.ndarray  # [horizon + 1] int64: edges of delay d are delay_start[d]:[d+1]
+    target: np.ndarray  # [nnz] int64
+    source: np.ndarray  # [nnz] int64
+    delay: np.ndarray  # [nnz] int64, steps
+    weight: np.ndarray  # [nnz] float64 (float32 values, as TVB's history holds them)
+
+    @classmethod
+    def from_arrays(
+        cls, weights: np.ndarray, tract_lengths: np.ndarray, dt_ms: float = DT_MS
+    ) -> Connectivity:
+        weights = np.asarray(weights, np.float64)
+        delays = np.rint(np.asarray(tract_lengths, np.float64) / SPEED_MM_PER_MS / dt_ms)
+        delays = delays.astype(np.int64)
+        horizon = int(delays.max()) + 1
+        rows, cols = np.nonzero(weights)
+        order = np.lexsort((cols, rows, delays[rows, cols]))
+        rows, cols = rows[order], cols[order]
+        edge_delay = delays[rows, cols]
+        return cls(
+            n_regions=weights.shape[0],
+            horizon=horizon,
+            delay_start=np.searchsorted(edge_delay, np.arange(horizon + 1)).astype(np.int64),
+            target=rows.astype(np.int64),
+            source=cols.astype(np.int64),
+            delay=edge_delay,
+            weight=weights[rows, cols].astype(np.float32).astype(np.float64),
+        )
+
+    @classmethod
+    def from_zip(cls, path: str | Path, dt_ms: float = DT_MS) -> Connectivity:
+        """weights.txt and tract_lengths.txt of a TVB connectivity zip."""
+        path = Path(path)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if not n.startswith("__MACOSX")]
+                arrays = {}
+                for key in ("weights", "tract_lengths"):
+                    member = [n for n in names if Path(n).name.startswith(key)]
+                    if not member:
+                        raise InputError(path, f"no {key}.txt in the connectivity zip")
+                    arrays[key] = np.loadtxt(archive.open(member[-1]))
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise InputError(path, f"cannot read the connectivity: {exc}") from exc
+        return cls.from_arrays(arrays["weights"], arrays["tract_lengths"], dt_ms)
+
+
+@dataclass
+class Batch:
+    """Per run: A per region [B, N], mean input mu [B], noise amplitude of y4 [B]
+    (TVB's nsig; the added noise is sqrt(2 nsig dt) z)."""
+
+    A: np.ndarray
+    mu: np.ndarray
+    nsig: np.ndarray
+
+
+# TVB's JansenRit.state_variable_range: its random initial history is uniform over these.
+STATE_RANGES = ((-1.0, 1.0), (-500.0, 500.0), (-50.0, 50.0), (-6.0, 6.0), (-20.0, 20.0),
+                (-500.0, 500.0))  # fmt: skip
+
+
+def random_start(
+    n_runs: int, connectivity: Connectivity, generators: list[np.random.Generator]
+) -> tuple[np.ndarray, np.ndarray]:
+    """TVB's kind of start, one generator per run: every state of every history step uniform
+    over STATE_RANGES; the state at step 0 is history slot 0 (as TVB's). Returns
+    (initial_state [B, 6, N], initial_history [B, horizon, 2, N])."""
+    n, horizon = connectivity.n_regions, connectivity.horizon
+    history = np.empty((n_runs, horizon, 6, n))
+    for run, gen in enumerate(generators[:n_runs]):
+        for k, (lo, hi) in enumerate(STATE_RANGES):
+            history[run, :, k] = gen.uniform(lo, hi, size=(horizon, n))
+    return history[:, 0].copy(), history[:, :, 1:3].copy()
+
+
+def coupling_sigmoid(y1: np.ndarray, y2: np.ndarray, model: JansenRit) -> np.ndarray:
+    """The coupling's presynaptic sigmoid of a region, from TVB's float32 history values."""
+    difference = (np.asarray(y1, np.float32) - np.asarray(y2, np.float32)).astype(np.float64)
+    return model.c_max / (1.0 + np.exp(model.c_r * (model.c_midpoint - difference)))
+
+
+def _kernel():
+    """The compiled step loop; numba is imported on first use."""
+    from spikeforge.eeg import _jansen_rit_kernel
+
+    return _jansen_rit_kernel.run
+
+
+class Simulation:
+    """A batch of runs advanced together; `advance(n)` returns y1 - y2 [n, B, N] (mV) of the
+    next n steps, TVB's raw output (step 1 at dt, after the initial state)."""
+
+    def __init__(
+        self,
+        connectivity: Connectivity,
+        batch: Batch,
+        initial_state: np.ndarray,
+        initial_history: np.ndarray,
+        model: JansenRit = JansenRit(),
+        dt_ms: float = DT_MS,
+    ) -> None:
+        """initial_state [B, 6, N]: the state at step 0; initial_history [B, horizon, 2, N]:
+        y1 and y2 at the ring's slots (slot t holds step t modulo the horizon, as in TVB's
+        history buffer; slot 0 is step 0)."""
+        self.conn, self.model, self.dt = connectivity, model, dt_ms
+        n_runs, n = batch.A.shape
+        if initial_state.shape != (n_runs, 6, n):
+            raise ValueError(f"initial state must be {(n_runs, 6, n)}, got {initial_state.shape}")
+        if initial_history.shape != (n_runs, connectivity.horizon, 2, n):
+            raise ValueError(
+                f"initial history must be {(n_runs, connectivity.horizon, 2, n)}, "
+                f"got {initial_history.shape}"
+            )
+        self.batch = batch
+        # runs innermost: [6, N, B] and [horizon, N, B]
+        self.state = np.ascontiguousarray(np.transpose(initial_state, (1, 2, 0)), np.float64)
+        sigmoid = coupling_sigmoid(initial_history[:, :, 0], initial_history[:, :, 1], model)
+        self.ring = np.ascontiguousarray(np.transpose(sigmoid, (1, 2, 0)))
+        self._A = np.ascontiguousarray(np.asarray(batch.A, np.float64).T)
+        self.step = 0
+        self.noise_gain = np.sqrt(2.0 * np.asarray(batch.nsig, np.float64)) * np.sqrt(dt_ms)
+        m = model
+        self._params = (m.a, m.B, m.b, m.v0, m.nu_max, m.r, m.J, m.a_1, m.a_2, m.a_3, m.a_4,
+                        m.c_max, m.c_midpoint, m.c_r, m.c_a, float(dt_ms))  # fmt: skip
+
+    def advance(self, n_steps: int, z: np.ndarray | None = None) -> np.ndarray:
+        """The next n steps; z [n, B, N]: the standard normals of y4's noise (None: none)."""
+        _, n, n_runs = self.state.shape
+        if z is None:
+            z_inner = np.zeros((n_steps, n, n_runs))
+        else:
+            z_inner = np.ascontiguousarray(np.transpose(z, (0, 2, 1)), np.float64)
+        out = np.empty((n_steps, n, n_runs))
+        c = self.conn
+        _kernel()(self.state, self.ring, self.step + 1, n_steps, c.delay_start, c.target,
+                  c.source, c.weight, self._A, np.asarray(self.batch.mu, np.float64),
+                  self.noise_gain, z_inner, out, self._params)  # fmt: skip
+        self.step += n_steps
+        return np.transpose(out, (0, 2, 1))
+
+    def chunks(self, n_steps: int, per_chunk: int, normals=None) -> Iterator[np.ndarray]:
+        """`n_steps` in pieces of `per_chunk`; `normals(k, n)` gives z for steps k+1..k+n."""
+        done = 0
+        while done < n_steps:
+            n = min(per_chunk, n_steps - done)
+            yield self.advance(n, None if normals is None else normals(self.step, n))
+            done += n
