@@ -17,7 +17,9 @@ from spikeforge.eeg.neural_mass import (
     Connectivity,
     JansenRit,
     Simulation,
+    own_noise,
     random_start,
+    run_generators,
 )
 
 ANATOMY = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepsif" / "anatomy"
@@ -159,3 +161,79 @@ def test_a_run_does_not_depend_on_its_batch(connectivity):
         np.testing.assert_array_equal(simulate([run])[:, 0], together[:, run])
     np.testing.assert_array_equal(simulate([0, 1, 2]), together)
     assert not np.array_equal(together[:, 0], together[:, 1])
+
+
+def region_statistics(trace: np.ndarray, skip: int = 1000) -> np.ndarray:
+    """Per region, after the start transient: mean, standard deviation and upward 8 mV
+    crossings per second of y1 - y2 [steps, N] -> [3, N]."""
+    x = trace[skip:]
+    up = ((x[:-1] < 8.0) & (x[1:] >= 8.0)).sum(axis=0) / ((len(x) - 1) * 0.5e-3)
+    return np.stack([x.mean(axis=0), x.std(axis=0), up])
+
+
+def own_noise_statistics(path: Path, mu: float, nsig: float, a_vector, seeds) -> np.ndarray:
+    conn = Connectivity.from_zip(path)
+    runs = [(SPIKING, 0)]
+    found = []
+    for seed in seeds:
+        state, history = random_start(1, conn, run_generators(seed, runs, "start"))
+        batch = Batch(a_vector[None], np.array([mu]), np.array([nsig]))
+        sim = Simulation(conn, batch, state, history)
+        normals = own_noise(run_generators(seed, runs, "noise"), conn.n_regions)
+        with np.errstate(over="ignore"):
+            trace = np.concatenate(list(sim.chunks(6000, 1000, normals)))[:, 0]
+        found.append(region_statistics(trace))
+    return np.array(found)  # [seeds, 3, N]
+
+
+def disagreeing_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of (statistic, region) pairs whose means over seeds differ by more than three
+    standard errors (from both sets' run-to-run spread, with each statistic's resolution as
+    a floor: 0.02 mV, 0.02 mV, one crossing in the 2.5 s)."""
+    floor = np.array([0.02, 0.02, 0.4])[:, None]
+    error = np.sqrt(a.var(axis=0, ddof=1) / len(a) + b.var(axis=0, ddof=1) / len(b) + floor**2)
+    return float(np.mean(np.abs(a.mean(axis=0) - b.mean(axis=0)) > 3 * error))
+
+
+def test_own_noise_matches_tvb_statistics(connectivity):
+    """3 s runs, 6 seeds each: per region, mean, spread and 8 mV crossing rate agree with TVB's
+    within their run-to-run spread (measured: 2.6 % of the 228 pairs beyond three standard
+    errors, as for TVB's first 3 seeds against its last 3); a slightly different input
+    (another noise setting's mu, 0.080 for 0.087) does not (40 %), so the comparison can
+    tell."""
+    seeds = tuple(range(11, 17))
+    reference = []
+    for seed in seeds:
+        sim, a_vector, mu, nsig = tvb_simulator(connectivity, 0, noise=True, seed=seed)
+        with np.errstate(over="ignore"):
+            ((_, raw),) = sim.run(simulation_length=6000 * 0.5, n_steps=6000)
+        voi = list(sim.model.variables_of_interest)
+        reference.append(region_statistics(raw[:, voi.index("y1"), :, 0]
+                                           - raw[:, voi.index("y2"), :, 0]))  # fmt: skip
+    reference = np.array(reference)
+    ours = own_noise_statistics(connectivity, mu, nsig, a_vector, seeds)
+    assert disagreeing_share(reference, ours) < 0.06
+    other_mu = tvb_backend.NOISE_SETTINGS[1][0]  # 0.080 instead of 0.087
+    shifted = own_noise_statistics(connectivity, other_mu, nsig, a_vector, seeds)
+    assert disagreeing_share(reference, shifted) > 0.3
+
+
+def test_own_noise_run_is_the_same_in_any_chunks(connectivity):
+    """A run's own streams (start and noise, from its seeding keys) make the same bits
+    whatever the chunk size: a rebuilt run is byte-identical."""
+    conn = Connectivity.from_zip(connectivity)
+    runs = [(SPIKING, 0), (SPIKING + 1, 2)]
+    a_values = np.full((2, conn.n_regions), 3.25)
+    a_values[[0, 1], [SPIKING, SPIKING + 1]] = 3.5
+    batch = Batch(a_values, np.array([0.087, 0.083]), np.array([1e-4, 1e-4]))
+
+    def simulate(per_chunk: int) -> np.ndarray:
+        state, history = random_start(2, conn, run_generators(3, runs, "start"))
+        sim = Simulation(conn, batch, state, history)
+        normals = own_noise(run_generators(3, runs, "noise"), conn.n_regions)
+        with np.errstate(over="ignore"):
+            return np.concatenate(list(sim.chunks(600, per_chunk, normals)))
+
+    whole = simulate(600)
+    np.testing.assert_array_equal(simulate(128), whole)
+    assert whole.shape == (600, 2, conn.n_regions) and not np.array_equal(whole[:, 0], whole[:, 1])

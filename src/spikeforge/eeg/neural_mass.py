@@ -26,13 +26,14 @@ Memory does not grow with the simulated length: the state advances `steps` at a 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spikeforge.core.errors import InputError
+from spikeforge.core.seeding import fast_rng, rng
 
 DT_MS = 0.5
 SPEED_MM_PER_MS = 3.0  # TVB's default conduction speed
@@ -141,6 +142,26 @@ def random_start(
         for k, (lo, hi) in enumerate(STATE_RANGES):
             history[run, :, k] = gen.uniform(lo, hi, size=(horizon, n))
     return history[:, 0].copy(), history[:, :, 1:3].copy()
+
+
+def run_generators(seed: int, runs: list[tuple[int, int]], purpose: str) -> list:
+    """One generator per (spiking region, noise setting) run, from the project's seeding
+    scheme: keys (seed, "neural_mass", region, iteration, purpose), purpose "start" for the
+    random initial history or "noise" for the normals of y4's noise (SFC64: the bulk draw).
+    A run's draws depend only on its keys, never on the batch it is simulated in."""
+    if purpose == "noise":
+        return [fast_rng(seed, "neural_mass", r, m, purpose) for r, m in runs]
+    return [rng(seed, "neural_mass", r, m, purpose) for r, m in runs]
+
+
+def own_noise(generators: list, n_regions: int) -> Callable[[int, int], np.ndarray]:
+    """normals(step, n) for Simulation.chunks: [n, B, N] from each run's own stream, drawn
+    step after step, so chunk sizes do not change them."""
+
+    def normals(step: int, n: int) -> np.ndarray:
+        return np.stack([g.standard_normal((n, n_regions)) for g in generators], axis=1)
+
+    return normals
 
 
 def coupling_sigmoid(y1: np.ndarray, y2: np.ndarray, model: JansenRit) -> np.ndarray:
