@@ -20,7 +20,8 @@ def run(x, ring, first_step, n_steps, delay_start, target, source, weight, A, mu
     # products as TVB forms them (left to right), hoisted out of the loops
     two_a, a_sq, two_b, b_sq = 2.0 * a, a * a, 2.0 * b, b * b
     two_nu = 2.0 * nu_max
-    a2J, J1, J3, Bb, a4J = a_2 * J, a_1 * J, a_3 * J, B * b, a_4 * J
+    a2J, J3, Bb, a4J = a_2 * J, a_3 * J, B * b, a_4 * J
+    e_rv0 = np.exp(r * v0)
     coupling = np.empty((n, n_runs))
     d0 = np.empty((6, n_runs))
     y = np.empty((6, n_runs))
@@ -48,8 +49,12 @@ def run(x, ring, first_step, n_steps, delay_start, target, source, weight, A, mu
             for stage in range(2):
                 for q in range(n_runs):
                     s12 = two_nu / (1.0 + np.exp(r * (v0 - (y[1, q] - y[2, q]))))
-                    s01 = two_nu / (1.0 + np.exp(r * (v0 - (J1 * y[0, q]))))
-                    s03 = two_nu / (1.0 + np.exp(r * (v0 - (J3 * y[0, q]))))
+                    # exp(r (v0 - J1 y0)) = e^{r v0} u^4 and exp(r (v0 - J3 y0)) = e^{r v0} u
+                    # with u = exp(-r J3 y0), as a_1 = 4 a_3: one exp for both sigmoids
+                    u = np.exp(-r * J3 * y[0, q])
+                    u2 = u * u
+                    s01 = two_nu / (1.0 + e_rv0 * (u2 * u2))
+                    s03 = two_nu / (1.0 + e_rv0 * u)
                     Aa = A[i, q] * a
                     dy0 = y[3, q]
                     dy1 = y[4, q]

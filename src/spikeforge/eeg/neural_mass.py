@@ -193,6 +193,9 @@ class Simulation:
         """initial_state [B, 6, N]: the state at step 0; initial_history [B, horizon, 2, N]:
         y1 and y2 at the ring's slots (slot t holds step t modulo the horizon, as in TVB's
         history buffer; slot 0 is step 0)."""
+        if model.a_1 != 4.0 * model.a_3:
+            raise ValueError("the kernel shares one exp between the sigmoids of a_1 and a_3, "
+                             f"which needs a_1 = 4 a_3 (got {model.a_1}, {model.a_3})")  # fmt: skip
         self.conn, self.model, self.dt = connectivity, model, dt_ms
         n_runs, n = batch.A.shape
         if initial_state.shape != (n_runs, 6, n):
