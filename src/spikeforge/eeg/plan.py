@@ -349,13 +349,13 @@ def write_plan(
                     dataset.resize(dataset.shape[0] + len(values), axis=0)
                     dataset[-len(values) :] = values
             for key, value in piece.attrs.items():
-                if key != "first_index":
-                    out.attrs[key] = value
+                out.attrs[key] = value
 
 
 def read_plan(path: str | Path, start: int | None = None, stop: int | None = None) -> Plan:
     """The split's rows start..stop (default: all the file holds) of a plan file or part;
-    only those rows are read."""
+    only those rows are read. The rows' position (a part's `first_index`) is not one of the
+    plan's attributes: the returned plan can be written anywhere."""
     with open_hdf5(path, "sample plan") as src:
         first = int(src.attrs.get("first_index", 0))
         n_rows = src["centre"].shape[0]
@@ -366,7 +366,11 @@ def read_plan(path: str | Path, start: int | None = None, stop: int | None = Non
                 path, f"holds plan rows {first}..{first + n_rows - 1}, not {start}..{stop}"
             )
         arrays = {name: src[name][a:b] for name in PLAN_ARRAYS}
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in src.attrs.items()}
+        attrs = {
+            k: (v.decode() if isinstance(v, bytes) else v)
+            for k, v in src.attrs.items()
+            if k != "first_index"
+        }
     return Plan(**arrays, attrs=attrs)
 
 
@@ -429,5 +433,5 @@ def read_plan_parts(paths: Iterable[str | Path]) -> Plan:
         raise ValueError("a plan needs at least one part")
     return Plan(
         *(np.concatenate([getattr(p, name) for p in parts]) for name in PLAN_ARRAYS),
-        attrs={k: v for k, v in parts[0].attrs.items() if k != "first_index"},
+        attrs=parts[0].attrs,
     )

@@ -70,7 +70,7 @@ def shard_name(k: int) -> str:
 
 
 # A plan part holds the plan rows of whole consecutive shards, about this many: few jobs,
-# small files, and the plan is built in parallel with synthesis instead of before it.
+# small files, and a split's plan is built by parallel jobs instead of one serial one.
 PLAN_PART_SAMPLES = 10_000
 
 
