@@ -87,8 +87,13 @@ def eeg_mem_mb(eeg: EEGLayout, rule: str) -> int:
         block = BLOCK_SAMPLES * CLIP_SAMPLES * (n_channels * 4 + 2 * 20 * 8)
         plan_rows = eeg.samples_per_shard * eeg.plan_cfg["n_sources"] * 70 * 24
         need = block + plan_rows + 2 * leadfield
-    elif rule in ("sample_plan", "import_deepsif_plan"):
-        need = 10_000 * eeg.plan_cfg["n_sources"] * 70 * 40 + n_regions * n_regions * 8 * 2
+    elif rule in ("sample_plan", "import_deepsif_plan", "export_deepsif"):
+        # ~40 B a plan row and source slot (int32 and float64 arrays, DeepSIF's float64 copies):
+        # a part plans 10,000 rows at a time; the DeepSIF files hold a whole split
+        rows = 10_000
+        if rule != "sample_plan" and eeg.splits:
+            rows = max(eeg.split_size(s) for s in eeg.splits)
+        need = rows * eeg.plan_cfg["n_sources"] * 70 * 40 + n_regions * n_regions * 8 * 2
     elif rule == "simulate_tvb":
         need = 3.0e9  # TVB's history, weights and Numba
     else:
