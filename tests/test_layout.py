@@ -4,6 +4,7 @@ estimate, as plain functions (no Snakemake)."""
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -410,7 +411,14 @@ def test_start_up_refuses_outputs_the_disk_cannot_hold(tmp_path, monkeypatch):
     with open(tmp_path / "r" / "results" / "made.h5", "wb") as made:
         made.truncate(estimate - estimate // 2)
     started(config, tmp_path)
-    (tmp_path / "r" / "results" / "made.h5").unlink()
+    # a second name of a file (a hard link) takes no more space
+    (tmp_path / "r" / "results" / "made.h5").rename(tmp_path / "r" / "results" / "half.h5")
+    with open(tmp_path / "r" / "results" / "half.h5", "r+b") as made:
+        made.truncate((estimate - estimate // 2) // 2 + 1)
+    os.link(tmp_path / "r" / "results" / "half.h5", tmp_path / "r" / "results" / "link.h5")
+    one_problem(config, tmp_path, "config key check_free_disk:")
+    for name in ("half.h5", "link.h5"):
+        (tmp_path / "r" / "results" / name).unlink()
     started({**config, "check_free_disk": False}, tmp_path)
 
 

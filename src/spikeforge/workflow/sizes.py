@@ -193,15 +193,17 @@ def cortical_bytes(layout: CorticalLayout) -> dict[str, int]:
 
 
 def folder_bytes(folder: str | Path) -> int:
-    """Bytes of the files under `folder` (0 when it does not exist); links are not followed."""
-    total = 0
+    """Bytes of the files under `folder` (0 when it does not exist): links are not followed,
+    and a file with several names (DeepSIF's hard-linked clip file) counts once."""
+    seen: dict[tuple[int, int], int] = {}
     for root, _, files in os.walk(folder):
         for name in files:
             try:
-                total += os.lstat(os.path.join(root, name)).st_size
+                st = os.lstat(os.path.join(root, name))
             except OSError:
-                pass  # removed meanwhile
-    return total
+                continue  # removed meanwhile
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
 
 
 def free_bytes(folder: str | Path) -> int:
