@@ -43,7 +43,6 @@ SPEED_MM_PER_MS = 3.0  # TVB's default conduction speed
 class JansenRit:
     """TVB's JansenRit parameters (its defaults, with v0 = 6 as DeepSIF sets it)."""
 
-    A_background: float = 3.25
     a: float = 0.1
     B: float = 22.0
     b: float = 0.05
