@@ -1,89 +1,184 @@
 """The compiled Jansen-Rit step loop of spikeforge.eeg.neural_mass (imported on first use:
 importing it imports numba; the first call compiles, cached beside the module).
 
-Arrays keep the runs of a batch innermost, so every weight and delay read serves all runs.
-Edges are visited by delay, so the ring slot they read stays in cache.
+Layout: every per-region array is flat over (region, run), runs innermost, so the update of
+the state is one loop over independent elements that LLVM vectorises. That needs an exp it
+can inline: `exp` below (1 ulp; numba's np.exp calls libm, which does not vectorise), which
+also makes the arithmetic the same on every machine whatever its libm.
+
+The coupling sums the sigmoid ring over the non-zero weights. A batch's size is a
+compile-time constant (numba.literally), so the loop over runs unrolls without checks:
+- one run: per target, a gather over its edges, four targets at once (four independent chains
+  of additions, no read-modify-write); the ring is stored twice over (rows t and
+  t + horizon) so an edge's row is `newest + horizon - delay` without a modulo;
+- several runs: edges by delay then source, so the ring row they read stays in cache and each
+  edge adds a whole vector of runs.
+Either way a target's sum adds its edges one after the other by (delay, source), so a run's
+result is the same alone or in any batch, and does not depend on the machine's vector width.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _bits_as_float64(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_INVERSE_FACTORIALS = [
+    1.0 / float(np.prod(np.arange(1, n + 1, dtype=np.float64))) for n in range(14)
+]
+(_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13) = _INVERSE_FACTORIALS[2:]
+
+
+@numba.njit(inline="always", error_model="numpy")
+def exp(x):
+    """e^x to 1 ulp, branch-free: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by its Taylor
+    series to r^13 (the remainder is below 2e-16 relative), 2^k from the exponent bits;
+    inf above 709.78, 0 below -708 (where e^x is subnormal: a sigmoid's 1 + e^x is 1)."""
+    clamped = min(max(x, -708.0), 709.0)
+    k = np.floor(clamped * _LOG2E + 0.5)
+    r = (clamped - k * _LN2_HI) - k * _LN2_LO
+    p = _C13
+    p = p * r + _C12
+    p = p * r + _C11
+    p = p * r + _C10
+    p = p * r + _C9
+    p = p * r + _C8
+    p = p * r + _C7
+    p = p * r + _C6
+    p = p * r + _C5
+    p = p * r + _C4
+    p = p * r + _C3
+    p = p * r + _C2
+    p = p * r + 1.0
+    p = p * r + 1.0
+    result = p * _bits_as_float64((np.int64(k) + 1023) << 52)
+    result = np.inf if x > 709.78 else result
+    return 0.0 if x < -708.0 else result
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _derivatives(y0, y1, y2, y3, y4, y5, Aa, mu, c, e_rv0, p):
+    """dy3, dy4, dy5 of JansenRit (dy0..dy2 are y3..y5) with coupling c; e_rv0 = e^{r v0}.
+    Products as TVB forms them (left to right)."""
+    (a, B, b, v0, nu_max, r, J, a_1, a_2, a_3, a_4, c_max, c_mid, c_r, c_a, dt) = p
+    two_nu = 2.0 * nu_max
+    # exp(r (v0 - J1 y0)) = e^{r v0} u^4 and exp(r (v0 - J3 y0)) = e^{r v0} u with
+    # u = exp(-r J3 y0), as a_1 = 4 a_3: one exp for both sigmoids
+    s12 = two_nu / (1.0 + exp(r * (v0 - (y1 - y2))))
+    u = exp(-r * (a_3 * J) * y0)
+    u2 = u * u
+    s01 = two_nu / (1.0 + e_rv0 * (u2 * u2))
+    s03 = two_nu / (1.0 + e_rv0 * u)
+    d3 = Aa * s12 - 2.0 * a * y3 - a * a * y0
+    d4 = Aa * (mu + a_2 * J * s01 + c) - 2.0 * a * y4 - a * a * y1
+    d5 = B * b * (a_4 * J * s03) - 2.0 * b * y5 - b * b * y2
+    return d3, d4, d5
+
+
+@numba.njit(cache=True)
+def run(x, ring, first_step, n_steps, by_target, by_delay, n_runs, A, mu, gain, z, out, p):
+    """Advance n_steps. x [6, M] state; ring [2 horizon, M] coupling sigmoids (M = regions x
+    runs); by_target (ptr, offset, weight) with offset = delay M - source n_runs; by_delay
+    (delay_start, target, source, weight); A, mu, gain [M]; z [n_steps, M]; out [n_steps, M]
+    receives y1 - y2."""
+    return _run(x, ring, first_step, n_steps, by_target, by_delay, numba.literally(n_runs),
+                A, mu, gain, z, out, p)  # fmt: skip
 
 
 @numba.njit(cache=True, error_model="numpy", boundscheck=False)
-def run(x, ring, first_step, n_steps, delay_start, target, source, weight, A, mu,
-        noise_gain, z, out, p):  # fmt: skip
+def _run(x, ring, first_step, n_steps, by_target, by_delay, n_runs, A, mu, gain, z, out, p):
     (a, B, b, v0, nu_max, r, J, a_1, a_2, a_3, a_4, c_max, c_mid, c_r, c_a, dt) = p
-    _, n, n_runs = x.shape
-    horizon = ring.shape[0]
-    # products as TVB forms them (left to right), hoisted out of the loops
-    two_a, a_sq, two_b, b_sq = 2.0 * a, a * a, 2.0 * b, b * b
-    two_nu = 2.0 * nu_max
-    a2J, J3, Bb, a4J = a_2 * J, a_3 * J, B * b, a_4 * J
-    e_rv0 = np.exp(r * v0)
-    coupling = np.empty((n, n_runs))
-    d0 = np.empty((6, n_runs))
-    y = np.empty((6, n_runs))
+    ptr, offset, target_weight = by_target
+    delay_start, target, source, weight = by_delay
+    m = x.shape[1]
+    n = m // n_runs
+    horizon = ring.shape[0] // 2
+    flat = ring.reshape(-1)
+    e_rv0 = exp(r * v0)
+    coupling = np.empty(m)
     for k in range(n_steps):
         step = first_step + k
         newest = (step - 1) % horizon
-        coupling[:] = 0.0
-        for d in range(horizon):
-            t = newest - d
-            if t < 0:
-                t += horizon
-            for e in range(delay_start[d], delay_start[d + 1]):
-                w = weight[e]
-                src = source[e]
-                tgt = target[e]
-                for q in range(n_runs):
-                    coupling[tgt, q] += w * ring[t, src, q]
-        for i in range(n):
-            for q in range(n_runs):
-                coupling[i, q] *= c_a
-        for i in range(n):
-            for q in range(n_runs):
-                for v in range(6):
-                    y[v, q] = x[v, i, q]
-            for stage in range(2):
-                for q in range(n_runs):
-                    s12 = two_nu / (1.0 + np.exp(r * (v0 - (y[1, q] - y[2, q]))))
-                    # exp(r (v0 - J1 y0)) = e^{r v0} u^4 and exp(r (v0 - J3 y0)) = e^{r v0} u
-                    # with u = exp(-r J3 y0), as a_1 = 4 a_3: one exp for both sigmoids
-                    u = np.exp(-r * J3 * y[0, q])
-                    u2 = u * u
-                    s01 = two_nu / (1.0 + e_rv0 * (u2 * u2))
-                    s03 = two_nu / (1.0 + e_rv0 * u)
-                    Aa = A[i, q] * a
-                    dy0 = y[3, q]
-                    dy1 = y[4, q]
-                    dy2 = y[5, q]
-                    dy3 = Aa * s12 - two_a * y[3, q] - a_sq * y[0, q]
-                    dy4 = (
-                        Aa * (mu[q] + a2J * s01 + coupling[i, q]) - two_a * y[4, q] - a_sq * y[1, q]
-                    )
-                    dy5 = Bb * (a4J * s03) - two_b * y[5, q] - b_sq * y[2, q]
-                    noise = noise_gain[q] * z[k, i, q]
-                    if stage == 0:
-                        d0[0, q], d0[1, q], d0[2, q] = dy0, dy1, dy2
-                        d0[3, q], d0[4, q], d0[5, q] = dy3, dy4, dy5
-                        y[0, q] = x[0, i, q] + dt * dy0
-                        y[1, q] = x[1, i, q] + dt * dy1
-                        y[2, q] = x[2, i, q] + dt * dy2
-                        y[3, q] = x[3, i, q] + dt * dy3
-                        y[4, q] = x[4, i, q] + dt * dy4 + noise
-                        y[5, q] = x[5, i, q] + dt * dy5
-                    else:
-                        x[0, i, q] = x[0, i, q] + (d0[0, q] + dy0) * dt / 2.0
-                        x[1, i, q] = x[1, i, q] + (d0[1, q] + dy1) * dt / 2.0
-                        x[2, i, q] = x[2, i, q] + (d0[2, q] + dy2) * dt / 2.0
-                        x[3, i, q] = x[3, i, q] + (d0[3, q] + dy3) * dt / 2.0
-                        x[4, i, q] = x[4, i, q] + (d0[4, q] + dy4) * dt / 2.0 + noise
-                        x[5, i, q] = x[5, i, q] + (d0[5, q] + dy5) * dt / 2.0
+        if n_runs == 1:
+            base = (newest + horizon) * m
+            for i in range(0, n - n % 4, 4):
+                # four targets at once: four independent chains of additions
+                e0, e1, e2, e3 = ptr[i], ptr[i + 1], ptr[i + 2], ptr[i + 3]
+                shared = min(ptr[i + 1] - e0, ptr[i + 2] - e1, ptr[i + 3] - e2, ptr[i + 4] - e3)
+                s0 = s1 = s2 = s3 = 0.0
+                for h in range(shared):
+                    s0 += target_weight[e0 + h] * flat[base - offset[e0 + h]]
+                    s1 += target_weight[e1 + h] * flat[base - offset[e1 + h]]
+                    s2 += target_weight[e2 + h] * flat[base - offset[e2 + h]]
+                    s3 += target_weight[e3 + h] * flat[base - offset[e3 + h]]
+                for e in range(e0 + shared, ptr[i + 1]):
+                    s0 += target_weight[e] * flat[base - offset[e]]
+                for e in range(e1 + shared, ptr[i + 2]):
+                    s1 += target_weight[e] * flat[base - offset[e]]
+                for e in range(e2 + shared, ptr[i + 3]):
+                    s2 += target_weight[e] * flat[base - offset[e]]
+                for e in range(e3 + shared, ptr[i + 4]):
+                    s3 += target_weight[e] * flat[base - offset[e]]
+                coupling[i], coupling[i + 1], coupling[i + 2], coupling[i + 3] = s0, s1, s2, s3
+            for i in range(n - n % 4, n):
+                s0 = 0.0
+                for e in range(ptr[i], ptr[i + 1]):
+                    s0 += target_weight[e] * flat[base - offset[e]]
+                coupling[i] = s0
+        else:
+            coupling[:] = 0.0
+            for d in range(horizon):
+                t = newest - d
+                if t < 0:
+                    t += horizon
+                row = t * m
+                for e in range(delay_start[d], delay_start[d + 1]):
+                    w = weight[e]
+                    src = row + source[e] * n_runs
+                    tgt = target[e] * n_runs
+                    for q in range(n_runs):
+                        coupling[tgt + q] += w * flat[src + q]
         slot = step % horizon
-        for i in range(n):
-            for q in range(n_runs):
-                difference = np.float64(np.float32(x[1, i, q]) - np.float32(x[2, i, q]))
-                ring[slot, i, q] = c_max / (1.0 + np.exp(c_r * (c_mid - difference)))
-                out[k, i, q] = x[1, i, q] - x[2, i, q]
+        for j in range(m):
+            y0, y1, y2, y3, y4, y5 = x[0, j], x[1, j], x[2, j], x[3, j], x[4, j], x[5, j]
+            c = coupling[j] * c_a
+            Aa = A[j] * a
+            mu_j = mu[j]
+            noise = gain[j] * z[k, j]
+            # Heun: the predictor from y, the corrector from the predicted state p; the
+            # coupling and the noise are the same in both (as TVB's HeunStochastic).
+            d3, d4, d5 = _derivatives(y0, y1, y2, y3, y4, y5, Aa, mu_j, c, e_rv0, p)
+            p0 = y0 + dt * y3
+            p1 = y1 + dt * y4
+            p2 = y2 + dt * y5
+            p3 = y3 + dt * d3
+            p4 = y4 + dt * d4 + noise
+            p5 = y5 + dt * d5
+            e3, e4, e5 = _derivatives(p0, p1, p2, p3, p4, p5, Aa, mu_j, c, e_rv0, p)
+            y0 = y0 + (y3 + p3) * dt / 2.0
+            y1 = y1 + (y4 + p4) * dt / 2.0
+            y2 = y2 + (y5 + p5) * dt / 2.0
+            y3 = y3 + (d3 + e3) * dt / 2.0
+            y4 = y4 + (d4 + e4) * dt / 2.0 + noise
+            y5 = y5 + (d5 + e5) * dt / 2.0
+            x[0, j], x[1, j], x[2, j], x[3, j], x[4, j], x[5, j] = y0, y1, y2, y3, y4, y5
+            out[k, j] = y1 - y2
+            # the ring holds the sigmoid of TVB's float32 history values
+            difference = np.float64(np.float32(y1) - np.float32(y2))
+            sigmoid = c_max / (1.0 + exp(c_r * (c_mid - difference)))
+            ring[slot, j] = sigmoid
+            ring[slot + horizon, j] = sigmoid

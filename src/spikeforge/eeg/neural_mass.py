@@ -63,8 +63,9 @@ class JansenRit:
 
 @dataclass(frozen=True)
 class Connectivity:
-    """Non-zero weights as edges sorted by delay (then target, source): the edges of one
-    delay read one slot of the ring, which stays in cache while they are summed."""
+    """Non-zero weights as edges, in the two orders the kernel sums them in: by delay (then
+    source, target), so the edges of one delay read one ring row, which stays in cache; and
+    by target (then delay, source), so one run's sum per target is a gather."""
 
     n_regions: int
     horizon: int  # ring length: the largest delay over all pairs, plus one (as TVB)
@@ -73,6 +74,8 @@ class Connectivity:
     source: np.ndarray  # [nnz] int64
     delay: np.ndarray  # [nnz] int64, steps
     weight: np.ndarray  # [nnz] float64 (float32 values, as TVB's history holds them)
+    target_start: np.ndarray  # [n_regions + 1] int64: edges of target i in the by-target order
+    by_target: np.ndarray  # [nnz] int64: the edges (indices into the arrays above) by target
 
     @classmethod
     def from_arrays(
@@ -83,9 +86,10 @@ class Connectivity:
         delays = delays.astype(np.int64)
         horizon = int(delays.max()) + 1
         rows, cols = np.nonzero(weights)
-        order = np.lexsort((cols, rows, delays[rows, cols]))
+        order = np.lexsort((rows, cols, delays[rows, cols]))
         rows, cols = rows[order], cols[order]
         edge_delay = delays[rows, cols]
+        by_target = np.lexsort((cols, edge_delay, rows))
         return cls(
             n_regions=weights.shape[0],
             horizon=horizon,
@@ -94,6 +98,8 @@ class Connectivity:
             source=cols.astype(np.int64),
             delay=edge_delay,
             weight=weights[rows, cols].astype(np.float32).astype(np.float64),
+            target_start=np.searchsorted(rows[by_target], np.arange(weights.shape[0] + 1)),
+            by_target=by_target.astype(np.int64),
         )
 
     @classmethod
@@ -205,31 +211,40 @@ class Simulation:
                 f"got {initial_history.shape}"
             )
         self.batch = batch
-        # runs innermost: [6, N, B] and [horizon, N, B]
-        self.state = np.ascontiguousarray(np.transpose(initial_state, (1, 2, 0)), np.float64)
+        self.n_runs, self.n_regions = n_runs, n
+        # flat over (region, run), runs innermost; the caller's arrays are never written
+        self.state = np.array(np.transpose(initial_state, (1, 2, 0)), np.float64).reshape(6, -1)
         sigmoid = coupling_sigmoid(initial_history[:, :, 0], initial_history[:, :, 1], model)
-        self.ring = np.ascontiguousarray(np.transpose(sigmoid, (1, 2, 0)))
-        self._A = np.ascontiguousarray(np.asarray(batch.A, np.float64).T)
+        ring = np.transpose(sigmoid, (1, 2, 0)).reshape(connectivity.horizon, -1)
+        self.ring = np.concatenate([ring, ring])  # twice over: see the kernel
+        self._A = np.ascontiguousarray(np.asarray(batch.A, np.float64).T).reshape(-1)
+        self._mu = np.tile(np.asarray(batch.mu, np.float64), n)
+        noise_gain = np.sqrt(2.0 * np.asarray(batch.nsig, np.float64)) * np.sqrt(dt_ms)
+        self._gain = np.tile(noise_gain, n)
         self.step = 0
-        self.noise_gain = np.sqrt(2.0 * np.asarray(batch.nsig, np.float64)) * np.sqrt(dt_ms)
+        c = connectivity
+        e = c.by_target
+        self._by_target = (c.target_start, c.delay[e] * (n * n_runs) - c.source[e] * n_runs,
+                           c.weight[e])  # fmt: skip
+        self._by_delay = (c.delay_start, c.target, c.source, c.weight)
         m = model
         self._params = (m.a, m.B, m.b, m.v0, m.nu_max, m.r, m.J, m.a_1, m.a_2, m.a_3, m.a_4,
                         m.c_max, m.c_midpoint, m.c_r, m.c_a, float(dt_ms))  # fmt: skip
 
     def advance(self, n_steps: int, z: np.ndarray | None = None) -> np.ndarray:
         """The next n steps; z [n, B, N]: the standard normals of y4's noise (None: none)."""
-        _, n, n_runs = self.state.shape
+        n, n_runs = self.n_regions, self.n_runs
         if z is None:
-            z_inner = np.zeros((n_steps, n, n_runs))
+            z_flat = np.zeros((n_steps, n * n_runs))
         else:
-            z_inner = np.ascontiguousarray(np.transpose(z, (0, 2, 1)), np.float64)
-        out = np.empty((n_steps, n, n_runs))
-        c = self.conn
-        _kernel()(self.state, self.ring, self.step + 1, n_steps, c.delay_start, c.target,
-                  c.source, c.weight, self._A, np.asarray(self.batch.mu, np.float64),
-                  self.noise_gain, z_inner, out, self._params)  # fmt: skip
+            z_flat = np.ascontiguousarray(np.transpose(z, (0, 2, 1)), np.float64)
+            z_flat = z_flat.reshape(n_steps, n * n_runs)
+        out = np.empty((n_steps, n * n_runs))
+        _kernel()(self.state, self.ring, self.step + 1, n_steps, self._by_target,
+                  self._by_delay, n_runs, self._A, self._mu, self._gain, z_flat, out,
+                  self._params)  # fmt: skip
         self.step += n_steps
-        return np.transpose(out, (0, 2, 1))
+        return np.transpose(out.reshape(n_steps, n, n_runs), (0, 2, 1))
 
     def chunks(self, n_steps: int, per_chunk: int, normals=None) -> Iterator[np.ndarray]:
         """`n_steps` in pieces of `per_chunk`; `normals(k, n)` gives z for steps k+1..k+n."""
