@@ -42,6 +42,15 @@ def raw_config(**blocks) -> dict:
     return {"seed": 5, "eeg": dict(RAW_EEG, **blocks)}
 
 
+def real_anatomy_files() -> dict[str, str]:
+    """DeepSIF's head model as eeg.anatomy.files."""
+    return {
+        "leadfield": str(REAL_ANATOMY / "leadfield_75_20k.mat"),
+        "region_mapping": str(REAL_ANATOMY / "fs_cortex_20k_region_mapping.mat"),
+        "centres": str(REAL_ANATOMY / "fs_cortex_20k_inflated.mat"),
+    }
+
+
 @pytest.fixture(scope="module")
 def raw_build(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("raw") / "run"
@@ -194,11 +203,7 @@ def test_tvb_on_deepsifs_connectivity_yields_clips(tmp_path):
     connectivity = REAL_ANATOMY / "connectivity_998.zip"
     if not connectivity.is_file():
         pytest.skip(f"{connectivity} not found (../shared/data absent)")
-    files = {
-        "leadfield": str(REAL_ANATOMY / "leadfield_75_20k.mat"),
-        "region_mapping": str(REAL_ANATOMY / "fs_cortex_20k_region_mapping.mat"),
-        "centres": str(REAL_ANATOMY / "fs_cortex_20k_inflated.mat"),
-    }
+    files = real_anatomy_files()
     config = {
         "seed": 1,
         "eeg": {
@@ -227,3 +232,49 @@ def test_tvb_on_deepsifs_connectivity_yields_clips(tmp_path):
         assert region[peak] >= region[peak - 1] and region[peak] >= region[peak + 1]
         others = np.delete(data["data"], 100, axis=1)
         assert region[peak] > 8.0 > others.max()  # a spike in region 100 only (rescaled)
+
+
+def test_simulate_source_builds_the_library_and_rebuilds_a_job_identically(tmp_path):
+    """raw.source 'simulate' on DeepSIF's connectivity and real head model: one
+    simulate_clips job per region (regions_per_job 1), the library reads their clip folders
+    with provenance; a deleted job folder is rebuilt byte-identically and alone."""
+    pytest.importorskip("numba", reason="numba not installed")
+    connectivity = REAL_ANATOMY / "connectivity_998.zip"
+    if not connectivity.is_file():
+        pytest.skip(f"{connectivity} not found (../shared/data absent)")
+    files = real_anatomy_files()
+    config = {
+        "seed": 3,
+        "eeg": {
+            "enabled": True,
+            "anatomy": {"source": "files", "files": files},
+            "spike_library": {"source": "raw"},
+            "raw": {"source": "simulate", "regions": [100, 7], "iterations": [0, 1],
+                    "simulate": {"connectivity": str(connectivity), "duration_s": 12.0,
+                                 "chunk_s": 4.0, "regions_per_job": 1}},
+            "preprocessing": {"fsaverage_remap": True},
+        },
+    }  # fmt: skip
+    workdir = tmp_path / "run"
+    library = "results/spike_library/library.h5"
+    run = snakemake(workdir, config, library)
+    assert run.returncode == 0, succeeded(run)
+    assert job_counts(run.stdout + run.stderr).get("simulate_clips") == 2
+    assert "extract_clips" not in job_counts(run.stdout + run.stderr)
+    batches = workdir / "results" / "nmm_spikes"
+    assert sorted(p.name for p in batches.iterdir() if p.is_dir()) == [
+        "batch_0000", "batch_0001",
+    ]  # fmt: skip
+    with h5py.File(workdir / library) as lib:
+        regions = lib["region"][:]
+        assert set(regions) == {7, 100}
+        assert set(lib["iteration"][:]) <= {0, 1} and np.all(lib["alpha"][:] > 0)
+        sources = [s.decode() for s in lib["source_file"][:]]
+        assert all(s.startswith(("batch_0000/a100/", "batch_0001/a7/")) for s in sources)
+    before = sha256_tree(batches / "batch_0001")
+    shutil.rmtree(batches / "batch_0001")
+    # the workflow's targets name the job folders, so a deleted one is noticed
+    again = snakemake(workdir, config, library, "results/nmm_spikes/batch_0001")
+    assert again.returncode == 0, succeeded(again)
+    assert job_counts(again.stdout + again.stderr).get("simulate_clips") == 1
+    assert sha256_tree(batches / "batch_0001") == before

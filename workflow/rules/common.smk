@@ -41,6 +41,7 @@ wildcard_constraints:
     split="|".join(EEG.splits) if EEG and EEG.splits else "(?!)",
     shard=r"\d{4}",
     plan_part=r"\d{4}",
+    batch=r"\d{4}",
     region=r"\d+",
     iteration=r"\d+",
     cell=r"[A-Za-z0-9_.-]+",
@@ -77,7 +78,10 @@ def spiketrain_settings(wildcards):
 
 
 def clip_root(clips):
-    """The folder holding the library's clip folders (the input's prefix)."""
+    """The folder holding the library's clip folders (the input's prefix), or the list of
+    clip folders simulate_clips jobs wrote."""
+    if EEG.raw_cfg["source"] == "simulate" and EEG.clip_source == "raw":
+        return list(clips)
     return str(Path(clips[0]).parent) if isinstance(clips, list) else str(clips)
 
 

@@ -17,5 +17,6 @@ run(
         duration_s=sm.params.duration_s,
         chunk_s=sm.params.chunk_s,
         seed=sm.params.seed,
+        fsaverage_remap=sm.params.fsaverage_remap,
     ),
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,19 +237,13 @@ def process_region(
     on_clip: Callable[[np.ndarray], None] | None = None,
     expected_chunks: int | None = None,
 ) -> RegionClips:
-    """Raw chunks of every iteration of one spiking region -> its rescaled clips.
-
-    Each finished clip (500 x R float32) goes to `on_clip` in order and is not kept; without
-    `on_clip` the clips are collected in the result's `clips`. Memory does not grow with the
-    recording's length or its number of clips, apart from the spiking region's own trace.
-    """
-    out = RegionClips([], [], [], [], [], [])
+    """Raw chunk files of every iteration of one spiking region -> its rescaled clips
+    (region_clips over the files' preprocessed rows)."""
     n_regions = fwd.shape[1]
-    others = np.ones(n_regions, bool)
-    others[region] = False
+    recordings = []
     for iteration in iterations:
         paths = raw_chunk_paths(raw_dir, region, iteration, expected_chunks)
-        n_raw, width = raw_shape(paths)
+        _, width = raw_shape(paths)
         expected = FSAVERAGE_RAW_REGIONS if prep.fsaverage_remap else n_regions
         if width != expected:
             raise InputError(
@@ -262,9 +256,44 @@ def process_region(
                 ),
                 key="data",
             )
+        recordings.append(
+            Recording(iteration, paths[0].parent, lambda paths=paths: decimated_chunks(paths, prep))
+        )
+    return region_clips(region, recordings, fwd, det, on_clip)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One iteration of a spiking region's simulation as preprocessed (500 Hz, remapped)
+    rows: `chunks()` starts a new pass over them; `where` names it in messages."""
+
+    iteration: int
+    where: Path
+    chunks: Callable[[], Iterator[np.ndarray]]
+
+
+def region_clips(
+    region: int,
+    recordings: list[Recording],
+    fwd: np.ndarray,
+    det: Detection,
+    on_clip: Callable[[np.ndarray], None] | None = None,
+) -> RegionClips:
+    """The preprocessed recordings of one spiking region -> its rescaled clips, two passes
+    over each.
+
+    Each finished clip (500 x R float32) goes to `on_clip` in order and is not kept; without
+    `on_clip` the clips are collected in the result's `clips`. Memory does not grow with the
+    recording's length or its number of clips, apart from the spiking region's own trace.
+    """
+    out = RegionClips([], [], [], [], [], [])
+    others = np.ones(fwd.shape[1], bool)
+    others[region] = False
+    for recording in recordings:
+        iteration, where, chunks = recording.iteration, recording.where, recording.chunks
         finder = PeakFinder(det.threshold_mv)
         trace_parts = []
-        for chunk in decimated_chunks(paths, prep):
+        for chunk in chunks():
             finder.feed(chunk)
             trace_parts.append(chunk[:, region].astype(np.float64))
         trace = np.concatenate(trace_parts) if trace_parts else np.zeros(0)
@@ -291,10 +320,10 @@ def process_region(
         # hold it) and the clips' rows, chunk by chunk.
         unique_rows, counts = np.unique(alpha_rows, return_counts=True)
         noise_sum = 0.0
-        stage = _ClipStage(starts[fits], width=n_regions)
+        stage = _ClipStage(starts[fits], width=fwd.shape[1])
         try:
             offset = 0
-            for chunk in decimated_chunks(paths, prep):
+            for chunk in chunks():
                 lo, hi = np.searchsorted(unique_rows, [offset, offset + chunk.shape[0]])
                 if hi > lo:
                     rows = chunk[unique_rows[lo:hi] - offset]
@@ -303,9 +332,7 @@ def process_region(
                 stage.feed(chunk, offset)
                 offset += chunk.shape[0]
             ps = _signal_power(trace[alpha_rows], means, fwd, region)
-            alpha = _alpha(
-                ps, noise_sum / alpha_rows.size, region, det.target_snr_db, paths[0].parent
-            )
+            alpha = _alpha(ps, noise_sum / alpha_rows.size, region, det.target_snr_db, where)
             scaled = rescale_trace(trace, peaks, alpha)
             for i, (t, s) in enumerate(zip(peaks[fits], starts[fits], strict=True)):
                 clip = stage.clip(i)
@@ -320,6 +347,7 @@ def process_region(
                 out.alpha.append(alpha)
         finally:
             stage.close()
+
     return out
 
 
@@ -340,9 +368,33 @@ def extract_region_clips(
     from spikeforge.eeg.anatomy import read_anatomy
 
     fwd = read_anatomy(anatomy_path).leadfield
-    settings = Detection(
+    settings = detection_settings(detection)
+    prep = Preprocessing(**preprocessing)
+    return write_region_clips(
+        region,
+        lambda on_clip: process_region(raw_dir, region, iterations, fwd, prep, settings,
+                                       on_clip=on_clip, expected_chunks=expected_chunks),
+        clips_dir,
+        info_path,
+    )  # fmt: skip
+
+
+def detection_settings(detection: Mapping[str, Any]) -> Detection:
+    """The config's eeg.detection as Detection."""
+    return Detection(
         threshold_mv=detection["threshold_mv"], target_snr_db=detection["target_snr_db"]
     )
+
+
+def write_region_clips(
+    region: int,
+    extract: Callable[[Callable[[np.ndarray], None]], RegionClips],
+    clips_dir: str | Path,
+    info_path: str | Path,
+) -> RegionClips:
+    """Clips of one spiking region, as `extract(on_clip)` hands them over, written as
+    `nmm_{j}.mat` (key `data`) into `clips_dir`, and their provenance (iteration, peak time,
+    clip start, alpha, messages) to `info_path` (JSON). Both appear only when complete."""
     with atomic_directory(clips_dir) as staging:
         written: list[int] = []
 
@@ -351,10 +403,7 @@ def extract_region_clips(
             written.append(len(written) + 1)
             save_mat(staging / f"nmm_{written[-1]}.mat", {"data": clip})
 
-        result = process_region(
-            raw_dir, region, iterations, fwd, Preprocessing(**preprocessing), settings,
-            on_clip=save_clip, expected_chunks=expected_chunks,
-        )  # fmt: skip
+        result = extract(save_clip)
     for message in result.messages:
         log.warning(message)
     clips = [

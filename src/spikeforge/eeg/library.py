@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
 import re
 import sys
 from collections import deque
@@ -113,30 +114,44 @@ def clip_info_path(folder: str | Path, region: int) -> Path:
     return Path(folder) / CLIP_INFO_FOLDER / f"{region_folder_name(region)}.json"
 
 
-def _region_folders(folder: Path, regions: Sequence[int] | None) -> list[tuple[int, Path]]:
+def _roots(folder: str | Path | Sequence[str | Path]) -> list[Path]:
+    return [Path(f) for f in folder] if isinstance(folder, list | tuple) else [Path(folder)]
+
+
+def _region_folders(roots: list[Path], regions: Sequence[int] | None) -> list[tuple[int, Path]]:
     if regions is not None:
-        return [(int(r), folder / region_folder_name(r)) for r in sorted(set(regions))]
+        found = []
+        for region in sorted(set(regions)):
+            homes = [root / region_folder_name(region) for root in roots]
+            present = [home for home in homes if home.is_dir()]
+            if len(present) > 1:
+                raise InputError(present[1], f"region {region}'s clips are in {present[0]} too")
+            found.append((int(region), (present or homes)[0]))
+        return found
     found = []
-    for region_dir in folder.iterdir():
-        match = _REGION_DIR.match(region_dir.name)
-        if match and region_dir.is_dir():
-            found.append((int(match.group(1)), region_dir))
+    for root in roots:
+        for region_dir in root.iterdir():
+            match = _REGION_DIR.match(region_dir.name)
+            if match and region_dir.is_dir():
+                found.append((int(match.group(1)), region_dir))
     return found
 
 
 def list_clips(
-    folder: str | Path, n_regions: int, regions: Sequence[int] | None = None
+    folder: str | Path | Sequence[str | Path], n_regions: int, regions: Sequence[int] | None = None
 ) -> list[tuple[int, int, Path]]:
     """(region, j, path) for every clip, ordered by region then j: in the folders a{r} of
     `regions` (each must exist; it may be empty), or, without `regions`, in every a{r} folder.
+    `folder` may be several clip folders (one per simulate_clips job), each region in one.
 
     Regions without clips are allowed here; the plan rejects them if it needs them.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(folder, "spike clip folder not found")
+    roots = _roots(folder)
+    for root in roots:
+        if not root.is_dir():
+            raise InputError(root, "spike clip folder not found")
     entries: list[tuple[int, int, Path]] = []
-    for region, region_dir in _region_folders(folder, regions):
+    for region, region_dir in _region_folders(roots, regions):
         if not region_dir.is_dir():
             raise InputError(region_dir, f"clip folder of region {region} not found")
         if region >= n_regions:
@@ -148,7 +163,7 @@ def list_clips(
             if clip_match:
                 entries.append((region, int(clip_match.group(1)), path))
     if not entries:
-        raise InputError(folder, "no clips found (expected a<region>/nmm_<j>.mat)")
+        raise InputError(roots[0], "no clips found (expected a<region>/nmm_<j>.mat)")
     return sorted(entries)
 
 
@@ -178,7 +193,7 @@ def _prepared_clip(
 
 
 def build_library(
-    clip_folder: str | Path,
+    clip_folder: str | Path | Sequence[str | Path],
     leadfield: np.ndarray,
     out_path: str | Path,
     data_key: str = "data",
@@ -212,13 +227,14 @@ def build_library(
                 while len(window) < 2 * max(1, workers) and (entry := next(ahead, None)):
                     window.append(pool.submit(_prepared_clip, entry, leadfield, data_key))
                 data[row], projection[row], centre[row] = window.popleft().result()
-        folder = Path(clip_folder)
+        roots = _roots(clip_folder)
+        folder = Path(os.path.commonpath(roots)) if len(roots) > 1 else roots[0]
         out["region"] = np.array([c[0] for c in clips], dtype=np.int32)
         out["clip_number"] = np.array([c[1] for c in clips], dtype=np.int32)
         out["source_file"] = np.array(
             [str(c[2].relative_to(folder)) for c in clips], dtype=h5py.string_dtype()
         )
-        for name, values in _provenance(folder, clips).items():
+        for name, values in _provenance(clips).items():
             out[name] = values
         out.attrs["n_regions"] = n_regions
         out.attrs["clip_folder"] = str(folder)
@@ -227,7 +243,7 @@ def build_library(
 
 def consolidate_library(
     anatomy_path: str | Path,
-    clip_folder: str | Path,
+    clip_folder: str | Path | Sequence[str | Path],
     out_path: str | Path,
     data_key: str = "data",
     regions: Sequence[int] | None = None,
@@ -238,12 +254,13 @@ def consolidate_library(
     build_library(clip_folder, leadfield, out_path, data_key, regions, workers)
 
 
-def _provenance(folder: Path, clips: list[tuple[int, int, Path]]) -> dict[str, np.ndarray]:
-    """Per-clip iteration, peak time, clip start and alpha from clip_info/a{r}.json, written
-    when clips are extracted from raw recordings (-1 / NaN for clips without it)."""
+def _provenance(clips: list[tuple[int, int, Path]]) -> dict[str, np.ndarray]:
+    """Per-clip iteration, peak time, clip start and alpha from clip_info/a{r}.json beside
+    the region's folder, written when clips are extracted from raw recordings (-1 / NaN for
+    clips without it)."""
     info: dict[tuple[int, int], dict] = {}
-    for region in sorted({c[0] for c in clips}):
-        path = clip_info_path(folder, region)
+    for region, root in sorted({(c[0], c[2].parent.parent) for c in clips}):
+        path = clip_info_path(root, region)
         if path.is_file():
             for entry in json.loads(path.read_text())["clips"]:
                 info[(region, entry["j"])] = entry

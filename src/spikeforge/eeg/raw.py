@@ -136,32 +136,77 @@ def _decimate_rows(x: np.ndarray, first: int, count: int, factor: int, taps) -> 
     return full[skip : skip + count].astype(np.float32)
 
 
-def decimated_chunks(paths: list[Path], prep: Preprocessing) -> Iterator[np.ndarray]:
-    """Pass over the raw chunks yielding preprocessed rows: output row i is raw row
-    burn_in + factor * i (filtered first with decimation='antialias'), then remapped."""
-    taps = _antialias_filter(prep.factor) if prep.decimation == "antialias" else None
-    half = 0 if taps is None else (taps.size - 1) // 2
-    buffer = np.zeros((0, 0), np.float32)
-    buffer_start = 0  # global raw index of buffer[0]
-    next_out = prep.burn_in  # global raw index of the next output row
-    chunks = _raw_chunks(paths)
-    done = False
-    while not done:
-        chunk = next(chunks, None)
-        done = chunk is None
-        if not done:
-            buffer = chunk if buffer.size == 0 else np.concatenate([buffer, chunk])
-        end = buffer_start + buffer.shape[0]  # one past the last raw row seen
+class Decimator:
+    """Preprocessing fed raw rows piece by piece, in any piece sizes: output row i is raw row
+    burn_in + factor * i (filtered first with decimation='antialias'), then remapped. `push`
+    returns the rows whose filter window is complete, `finish` the rest at the end."""
+
+    def __init__(self, prep: Preprocessing) -> None:
+        self.prep = prep
+        self.taps = _antialias_filter(prep.factor) if prep.decimation == "antialias" else None
+        self.half = 0 if self.taps is None else (self.taps.size - 1) // 2
+        self.buffer = np.zeros((0, 0), np.float32)
+        self.buffer_start = 0  # global raw index of buffer[0]
+        self.next_out = prep.burn_in  # global raw index of the next output row
+
+    def push(self, raw: np.ndarray) -> np.ndarray | None:
+        self.buffer = raw if self.buffer.size == 0 else np.concatenate([self.buffer, raw])
+        return self._emit(done=False)
+
+    def finish(self) -> np.ndarray | None:
+        return self._emit(done=True)
+
+    def _emit(self, done: bool) -> np.ndarray | None:
+        prep, rows = self.prep, None
+        end = self.buffer_start + self.buffer.shape[0]  # one past the last raw row seen
         # Rows whose filter window is complete (all rows at the end of the recording).
-        last = end - 1 if done else end - 1 - half
-        if last >= next_out:
-            count = (last - next_out) // prep.factor + 1
-            rows = _decimate_rows(buffer, next_out - buffer_start, count, prep.factor, taps)
-            yield remap(rows, prep)
-            next_out += count * prep.factor
-        keep_from = min(max(next_out - half, buffer_start), end)
-        buffer = buffer[keep_from - buffer_start :]
-        buffer_start = keep_from
+        last = end - 1 if done else end - 1 - self.half
+        if last >= self.next_out:
+            count = (last - self.next_out) // prep.factor + 1
+            first = self.next_out - self.buffer_start
+            rows = remap(_decimate_rows(self.buffer, first, count, prep.factor, self.taps), prep)
+            self.next_out += count * prep.factor
+        keep_from = min(max(self.next_out - self.half, self.buffer_start), end)
+        self.buffer = self.buffer[keep_from - self.buffer_start :]
+        self.buffer_start = keep_from
+        return rows
+
+
+def decimated_row_ends(n_raw: int, chunk_raw: int, prep: Preprocessing) -> list[int]:
+    """Where decimated_chunks' pieces end (cumulative preprocessed rows) for a recording of
+    n_raw rows in chunk files of chunk_raw rows: a reader of the same rows from elsewhere
+    hands them over in the same pieces, so sums accumulated piece by piece are equal."""
+    half = Decimator(prep).half
+    total = max(0, (n_raw - 1 - prep.burn_in) // prep.factor + 1)
+    ends = []
+    for end in range(chunk_raw, n_raw + chunk_raw, chunk_raw):
+        last = min(end, n_raw) - 1 - half
+        ends.append(
+            min(total, (last - prep.burn_in) // prep.factor + 1 if last >= prep.burn_in else 0)
+        )
+    ends.append(total)
+    return sorted({e for e in ends if e > 0})
+
+
+def decimated_chunks(paths: list[Path], prep: Preprocessing) -> Iterator[np.ndarray]:
+    """Pass over the raw chunk files yielding preprocessed rows (Decimator)."""
+    decimator = Decimator(prep)
+    for chunk in _raw_chunks(paths):
+        rows = decimator.push(chunk)
+        if rows is not None:
+            yield rows
+    rows = decimator.finish()
+    if rows is not None:
+        yield rows
+
+
+def connectivity_region(region: int, fsaverage_remap: bool) -> int:
+    """The simulated (connectivity) region whose trace becomes leadfield region `region`: with
+    the fsaverage remap, regions 7, 325, 921 and 949 take raw columns 994, 997, 996 and 995,
+    so that is where a simulation spiking in one of them sets A."""
+    if fsaverage_remap and region in FSAVERAGE_TARGETS:
+        return int(FSAVERAGE_SOURCES[list(FSAVERAGE_TARGETS).index(region)])
+    return int(region)
 
 
 def remap(rows: np.ndarray, prep: Preprocessing) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.seeding import int_seed
-from spikeforge.eeg.raw import A_BACKGROUND, A_SPIKING, chunk_path
+from spikeforge.eeg.raw import A_BACKGROUND, A_SPIKING, chunk_path, connectivity_region
 from spikeforge.io.mat import save_mat
 
 DT_MS = 0.5  # integration step (2 kHz)
@@ -123,24 +123,23 @@ def connectivity_regions(connectivity_zip: str | Path) -> int:
     return sum(1 for line in lines if line and not line.startswith("#"))
 
 
-def _whole_steps(seconds: float, what: str) -> int:
+def whole_steps(seconds: float, key: str) -> int:
+    """Integration steps in `seconds`; an InputError naming the config key unless whole."""
     steps = float(seconds) * 1000.0 / DT_MS
     n = round(steps)
     if not math.isfinite(steps) or n <= 0 or abs(steps - n) > 1e-6:
-        raise InputError(
-            f"eeg.raw.tvb.{what}", f"{seconds} s is not a positive whole number of {DT_MS} ms steps"
-        )
+        raise InputError(key, f"{seconds} s is not a positive whole number of {DT_MS} ms steps")
     return n
 
 
-def chunk_count(duration_s: float, chunk_s: float) -> int:
-    """Chunk files of one simulation; ValueError unless both are whole numbers of steps and
-    chunk_s divides duration_s."""
-    chunk_steps = _whole_steps(chunk_s, "chunk_s")
-    total_steps = _whole_steps(duration_s, "duration_s")
+def chunk_count(duration_s: float, chunk_s: float, keys: str = "eeg.raw.tvb") -> int:
+    """Chunk files of one simulation; an InputError unless both are whole numbers of steps
+    and chunk_s divides duration_s (`keys`: where the config holds them)."""
+    chunk_steps = whole_steps(chunk_s, f"{keys}.chunk_s")
+    total_steps = whole_steps(duration_s, f"{keys}.duration_s")
     if total_steps % chunk_steps:
         raise InputError(
-            "eeg.raw.tvb.chunk_s",
+            f"{keys}.chunk_s",
             f"chunk_s = {chunk_s} s does not divide duration_s = {duration_s} s into whole chunks",
         )
     return total_steps // chunk_steps
@@ -163,8 +162,10 @@ def simulate_region(
     duration_s: float = 200.0,
     chunk_s: float = 10.0,
     seed: int = 0,
+    fsaverage_remap: bool = False,
 ) -> list[Path]:
-    """Simulate `duration_s` of Jansen-Rit activity with A = 3.5 in `spiking_region`.
+    """Simulate `duration_s` of Jansen-Rit activity with A = 3.5 in `spiking_region` (in the
+    connectivity column that becomes it, with `fsaverage_remap`: raw.connectivity_region).
 
     Writes one .mat per `chunk_s` (continuing the same simulator) and returns their paths.
     Reproducible: the noise and the random initial history come from `seed`, `spiking_region`
@@ -177,7 +178,7 @@ def simulate_region(
     if not _is_int(spiking_region):
         raise InputError("eeg.raw.regions", f"a region must be an integer, got {spiking_region!r}")
     n_chunks = chunk_count(duration_s, chunk_s)
-    chunk_steps = _whole_steps(chunk_s, "chunk_s")
+    chunk_steps = whole_steps(chunk_s, "eeg.raw.tvb.chunk_s")
     path = Path(connectivity_zip)
     n_regions = connectivity_regions(path)
     if not 0 <= spiking_region < n_regions:
@@ -198,7 +199,7 @@ def simulate_region(
 
     mu, std = NOISE_SETTINGS[iteration]
     a_vector = np.full(n_regions, A_BACKGROUND)
-    a_vector[spiking_region] = A_SPIKING
+    a_vector[connectivity_region(spiking_region, fsaverage_remap)] = A_SPIKING
     model = tvb.models.JansenRit(
         A=a_vector,
         mu=np.array([mu]),

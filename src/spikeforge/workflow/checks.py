@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge.core.errors import InputError
+from spikeforge.eeg.tvb import chunk_count
 from spikeforge.io.mat import mat_variable_shape
 from spikeforge.workflow.layout import (
     CorticalLayout,
@@ -96,24 +97,35 @@ def _clip_problems(eeg: EEGLayout, n_regions: int) -> list[str]:
             for r in regions
             if not Path(eeg.raw_input(r)).is_dir()
         ]
-    if raw["source"] == "tvb":
-        missing = _file(raw["tvb"]["connectivity"], "eeg.raw.tvb.connectivity")
-        found += [missing] if missing else _connectivity_problems(eeg, n_regions)
+    if raw["source"] in ("tvb", "simulate"):
+        keys = f"eeg.raw.{raw['source']}"
+        missing = _file(raw[raw["source"]]["connectivity"], f"{keys}.connectivity")
+        found += [missing] if missing else _connectivity_problems(eeg, n_regions, keys)
         try:
-            eeg.tvb_chunk_count()
+            chunk_count(raw[raw["source"]]["duration_s"], raw[raw["source"]]["chunk_s"], keys)
         except ValueError as error:
-            found.append(problem("eeg.raw.tvb.chunk_s", f"{error} (eeg.raw.tvb.duration_s)"))
+            found.append(problem(f"{keys}.chunk_s", f"{error} ({keys}.duration_s)"))
+    if raw["source"] == "simulate":
+        found += _numba_problem()
     return found
 
 
-def _connectivity_problems(eeg: EEGLayout, n_regions: int) -> list[str]:
+def _numba_problem() -> list[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is None:
+        return [problem("eeg.raw.source", "'simulate' needs numba (pip install numba)")]
+    return []
+
+
+def _connectivity_problems(eeg: EEGLayout, n_regions: int, keys: str) -> list[str]:
     """The TVB connectivity must be readable and as wide as the raw data the chain expects."""
     from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS
     from spikeforge.eeg.tvb import connectivity_regions
 
-    key = "eeg.raw.tvb.connectivity"
+    key = f"{keys}.connectivity"
     try:
-        n_connectivity = connectivity_regions(eeg.raw_cfg["tvb"]["connectivity"])
+        n_connectivity = connectivity_regions(eeg.raw_cfg[keys.rsplit(".", 1)[1]]["connectivity"])
     except InputError as error:
         return [problem(key, str(error))]
     remap = eeg.cfg["preprocessing"]["fsaverage_remap"]

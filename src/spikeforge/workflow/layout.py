@@ -102,6 +102,8 @@ class EEGLayout:
         self.clip_folder = f"{results}/nmm_spikes"
         self.clips = f"{results}/nmm_spikes/{region_folder_name('{region}')}"
         self.clip_info = str(clip_info_path(self.clip_folder, "{region}"))  # type: ignore[arg-type]
+        # source 'simulate': one clip folder (a{r}/, clip_info/) per job of a few regions
+        self.simulated_clips = f"{results}/nmm_spikes/batch_{{batch}}"
         self.mock_clips = f"{demo}/nmm_spikes"
         self.library = f"{results}/spike_library/library.h5"
         self.plan_part = f"{results}/plan/{{split}}/part_{{plan_part}}.h5"
@@ -119,6 +121,7 @@ class EEGLayout:
             "mock_raw_nmm": f"{logs}/clips/mock_raw_nmm_{{region}}.log",
             "simulate_tvb": f"{logs}/clips/simulate_tvb_{{region}}_{{iteration}}.log",
             "extract_clips": f"{logs}/clips/extract_clips_{{region}}.log",
+            "simulate_clips": f"{logs}/clips/simulate_clips_{{batch}}.log",
             "mock_spike_clips": f"{logs}/spike_library/mock_spike_clips.log",
             "spike_library": f"{logs}/spike_library/spike_library.log",
             "import_deepsif_plan": f"{logs}/plan/{{split}}_deepsif.log",
@@ -220,6 +223,7 @@ class EEGLayout:
             "mock": self.mock_raw_folder,
             "folder": self.raw_cfg["folder"],
             "tvb": self.tvb_folder,
+            "simulate": self.tvb_folder,  # no raw files are read: simulate_clips makes clips
         }[self.raw_cfg["source"]]
 
     def raw_input(self, region: int) -> str | list[str]:
@@ -234,8 +238,24 @@ class EEGLayout:
             return path(self.mock_raw_region, region=region)
         return str(Path(self.raw_cfg["folder"]) / region_folder_name(region))
 
+    def simulate_batches(self) -> list[list[int]]:
+        """The spiking regions of each simulate_clips job, in order."""
+        regions, size = self.raw_regions(), int(self.raw_cfg["simulate"]["regions_per_job"])
+        return [regions[i : i + size] for i in range(0, len(regions), size)]
+
+    def simulate_batch_regions(self, batch: str | int) -> list[int]:
+        return self.simulate_batches()[int(batch)]
+
+    def simulated_clip_folders(self) -> list[str]:
+        return [
+            path(self.simulated_clips, batch=f"{b:04d}")
+            for b in range(len(self.simulate_batches()))
+        ]
+
     # ------------------------------------------------------------------ spike library
-    def library_folder(self) -> str:
+    def library_folder(self) -> str | list[str]:
+        if self.clip_source == "raw" and self.raw_cfg["source"] == "simulate":
+            return self.simulated_clip_folders()
         return {
             "raw": self.clip_folder,
             "mock": self.mock_clips,
@@ -247,6 +267,8 @@ class EEGLayout:
         return self.raw_regions() if self.clip_source == "raw" else None
 
     def library_inputs(self) -> dict[str, Any]:
+        if self.clip_source == "raw" and self.raw_cfg["source"] == "simulate":
+            return {"clips": self.simulated_clip_folders()}
         if self.clip_source == "raw":
             regions = self.raw_regions()
             return {
@@ -338,7 +360,7 @@ class EEGLayout:
         outputs: list[str] = []
         if self.clip_source == "raw":
             inputs = self.library_inputs()
-            outputs += inputs["clips"] + inputs["clip_info"]
+            outputs += inputs["clips"] + inputs.get("clip_info", [])
         for split in self.splits:
             shards = self.shards(split)
             outputs += self.plan_part_paths(split)
@@ -364,7 +386,10 @@ class EEGLayout:
                 counts["mock_raw_nmm"] = regions
             elif self.raw_cfg["source"] == "tvb":
                 counts["simulate_tvb"] = regions * len(self.raw_cfg["iterations"])
-            counts["extract_clips"] = regions
+            if self.raw_cfg["source"] == "simulate":
+                counts["simulate_clips"] = len(self.simulate_batches())
+            else:
+                counts["extract_clips"] = regions
         elif self.clip_source == "mock":
             counts["mock_spike_clips"] = 1
         counts["spike_library"] = 1

@@ -65,6 +65,15 @@ def eeg_runtime(eeg: EEGLayout, rule: str, split: str | None = None) -> int:
         return minutes(4 * samples * 2e-3)  # 1.6 ms a sample
     if rule in ("extract_clips", "spike_library"):
         return minutes(4 * 60 * n_regions / 100)
+    if rule == "simulate_clips":
+        # 4 run-s per wall s at 998 regions (half the rate measured in one process: the
+        # coupling grows with the connectivity's edges, taken as the regions squared);
+        # extraction about 5 s per run-200 s
+        simulate = eeg.raw_cfg["simulate"]
+        runs = simulate["regions_per_job"] * len(eeg.raw_cfg["iterations"])
+        rate = 4.0 * (998 / max(n_regions, 1)) ** 2
+        seconds = runs * simulate["duration_s"] * (1.0 / min(rate, 100.0) + 5.0 / 200.0)
+        return minutes(4 * seconds)
     return MIN_RUNTIME
 
 
@@ -96,6 +105,15 @@ def eeg_mem_mb(eeg: EEGLayout, rule: str) -> int:
         need = rows * eeg.plan_cfg["n_sources"] * 70 * 40 + n_regions * n_regions * 8 * 2
     elif rule == "simulate_tvb":
         need = 3.0e9  # TVB's history, weights and Numba
+    elif rule == "simulate_clips":
+        # a piece of steps of the batch (output, normals and their float64 copies), a raw
+        # chunk per run when the raw layout is written, the extraction of one run
+        simulate = eeg.raw_cfg["simulate"]
+        runs = simulate["regions_per_job"] * len(eeg.raw_cfg["iterations"])
+        piece = 1000 * runs * width * 8 * 4
+        raw = runs * simulate["chunk_s"] * RAW_FS * width * 4 if simulate["write_raw"] else 0
+        extraction = 4 * simulate["chunk_s"] * RAW_FS / 4 * width * 4 + leadfield
+        need = 300e6 + piece + raw + extraction  # numba and the compiled kernel
     else:
         # one clip (and its projection) at a time
         need = CLIP_SAMPLES * (n_regions * 4 + n_channels * 8) * 4 + leadfield

@@ -76,10 +76,18 @@ def _clip_count(eeg: EEGLayout, sizes: dict[str, int], n_regions: int) -> int:
         seconds = raw["mock"]["duration_s"]
     elif raw["source"] == "tvb":
         seconds = raw["tvb"]["duration_s"]
+    elif raw["source"] == "simulate":
+        seconds = raw["simulate"]["duration_s"]
     else:
         seconds = raw["tvb"]["duration_s"]  # a folder of recordings: assume DeepSIF's length
-    if raw["source"] != "folder":
+    if raw["source"] in ("mock", "tvb") or (
+        raw["source"] == "simulate" and raw["simulate"]["write_raw"]
+    ):
         sizes["raw recordings"] = int(recordings * seconds * RAW_FS * width * FLOAT32)
+    elif raw["source"] == "simulate":
+        # the 500 Hz rows a job keeps until its regions' clips are extracted
+        runs = int(raw["simulate"]["regions_per_job"]) * len(raw["iterations"])
+        sizes["simulation scratch"] = int(runs * seconds * RAW_FS / 4 * width * FLOAT32)
     return int(recordings * seconds / SECONDS_PER_CLIP)
 
 

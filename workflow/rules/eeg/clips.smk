@@ -40,6 +40,7 @@ rule simulate_tvb:
         out_dir=lambda wildcards, output: str(Path(output[0]).parents[1]),
         duration_s=EEG.raw_cfg["tvb"]["duration_s"],
         chunk_s=EEG.raw_cfg["tvb"]["chunk_s"],
+        fsaverage_remap=EEG.cfg["preprocessing"]["fsaverage_remap"],
         seed=EEG.seed,
         version=SPIKEFORGE_VERSION,
     script:
@@ -71,3 +72,30 @@ rule extract_clips:
         version=SPIKEFORGE_VERSION,
     script:
         "../../scripts/extract_clips.py"
+
+
+rule simulate_clips:
+    input:
+        connectivity=EEG.raw_cfg["simulate"]["connectivity"] or [],
+        anatomy=EEG.anatomy,
+    output:
+        directory(EEG.simulated_clips),
+    log:
+        EEG.logs["simulate_clips"],
+    conda:
+        "../../../envs/spikeforge.yaml"
+    resources:
+        **resources.per_attempt(
+            resources.eeg_mem_mb(EEG, "simulate_clips"),
+            resources.eeg_runtime(EEG, "simulate_clips"),
+        ),
+    params:
+        regions=lambda wildcards: EEG.simulate_batch_regions(wildcards.batch),
+        iterations=EEG.raw_cfg["iterations"],
+        preprocessing=EEG.cfg["preprocessing"],
+        detection=EEG.cfg["detection"],
+        simulate=EEG.raw_cfg["simulate"],
+        seed=EEG.seed,
+        version=SPIKEFORGE_VERSION,
+    script:
+        "../../scripts/simulate_clips.py"
