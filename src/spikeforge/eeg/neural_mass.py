@@ -161,10 +161,17 @@ def run_generators(seed: int, runs: list[tuple[int, int]], purpose: str) -> list
 
 def own_noise(generators: list, n_regions: int) -> Callable[[int, int], np.ndarray]:
     """normals(step, n) for Simulation.chunks: [n, B, N] from each run's own stream, drawn
-    step after step, so chunk sizes do not change them."""
+    step after step, so chunk sizes do not change them. The array is reused by the next
+    call (a new one per call would be page-faulted in anew every time)."""
+    buffer = np.empty((len(generators), 0, n_regions))
 
     def normals(step: int, n: int) -> np.ndarray:
-        return np.stack([g.standard_normal((n, n_regions)) for g in generators], axis=1)
+        nonlocal buffer
+        if buffer.shape[1] < n:
+            buffer = np.empty((len(generators), n, n_regions))
+        for run, gen in enumerate(generators):
+            gen.standard_normal(out=buffer[run, :n])
+        return buffer[:, :n].transpose(1, 0, 2)
 
     return normals
 
@@ -222,6 +229,7 @@ class Simulation:
         noise_gain = np.sqrt(2.0 * np.asarray(batch.nsig, np.float64)) * np.sqrt(dt_ms)
         self._gain = np.tile(noise_gain, n)
         self.step = 0
+        self._z = np.empty((0, n * n_runs))  # the normals in the kernel's layout, reused
         c = connectivity
         e = c.by_target
         self._by_target = (c.target_start, c.delay[e] * (n * n_runs) - c.source[e] * n_runs,
@@ -234,11 +242,13 @@ class Simulation:
     def advance(self, n_steps: int, z: np.ndarray | None = None) -> np.ndarray:
         """The next n steps; z [n, B, N]: the standard normals of y4's noise (None: none)."""
         n, n_runs = self.n_regions, self.n_runs
+        if self._z.shape[0] < n_steps:
+            self._z = np.empty((n_steps, n * n_runs))
+        z_flat = self._z[:n_steps]
         if z is None:
-            z_flat = np.zeros((n_steps, n * n_runs))
+            z_flat[:] = 0.0
         else:
-            z_flat = np.ascontiguousarray(np.transpose(z, (0, 2, 1)), np.float64)
-            z_flat = z_flat.reshape(n_steps, n * n_runs)
+            np.copyto(z_flat.reshape(n_steps, n, n_runs), np.transpose(z, (0, 2, 1)))
         out = np.empty((n_steps, n * n_runs))
         _kernel()(self.state, self.ring, self.step + 1, n_steps, self._by_target,
                   self._by_delay, n_runs, self._A, self._mu, self._gain, z_flat, out,

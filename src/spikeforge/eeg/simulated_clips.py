@@ -67,7 +67,9 @@ from spikeforge.io.mat import save_mat
 log = logging.getLogger(__name__)
 
 KEYS = "eeg.raw.simulate"
-STEPS_PER_PIECE = 1000  # 0.5 s: a batch of 9 runs x 998 regions holds ~0.3 GB per piece
+# 0.1 s: a batch of 9 runs x 998 regions holds ~15 MB per array; larger pieces are no
+# faster, and arrays of over 32 MB are page-faulted in anew every time (glibc maps them)
+STEPS_PER_PIECE = 200
 
 
 def deepsif_batch(

@@ -12,6 +12,7 @@ from typing import Any
 
 from spikeforge.eeg.clips import CLIP_SAMPLES
 from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS, RAW_FS
+from spikeforge.eeg.simulated_clips import STEPS_PER_PIECE
 from spikeforge.eeg.synthesis import BLOCK_SAMPLES
 from spikeforge.paired.spe1 import NPX_CHANNELS, NPX_SAMPLING_HZ
 from spikeforge.workflow.layout import EEGLayout, PairedLayout
@@ -110,7 +111,7 @@ def eeg_mem_mb(eeg: EEGLayout, rule: str) -> int:
         # chunk per run when the raw layout is written, the extraction of one run
         simulate = eeg.raw_cfg["simulate"]
         runs = simulate["regions_per_job"] * len(eeg.raw_cfg["iterations"])
-        piece = 1000 * runs * width * 8 * 4
+        piece = STEPS_PER_PIECE * runs * width * 8 * 4
         raw = runs * simulate["chunk_s"] * RAW_FS * width * 4 if simulate["write_raw"] else 0
         extraction = 4 * simulate["chunk_s"] * RAW_FS / 4 * width * 4 + leadfield
         need = 300e6 + piece + raw + extraction  # numba and the compiled kernel
