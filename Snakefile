@@ -10,6 +10,8 @@
 #   results/raw_nmm/a{r}/mean_iter_{m}_a_iter_{r}_{k}.mat      eeg: TVB recordings (raw.source tvb)
 #   results/nmm_spikes/a{r}/nmm_{j}.mat          eeg: clips extracted per spiking region
 #   results/nmm_spikes/clip_info/a{r}.json       eeg: their provenance
+#   results/nmm_spikes/batch_{b}/                eeg: raw.source simulate: per job, its
+#                                                regions' a{r}/ and clip_info/a{r}.json
 #   results/spike_library/library.h5             eeg: every clip once, with its projection
 #   results/plan/{split}/part_{p}.h5             eeg: sources, patches, scales, SNRs of
 #                                                ~10,000 samples' whole shards
