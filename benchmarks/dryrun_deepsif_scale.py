@@ -4,7 +4,10 @@ iterations of raw recordings into clips, 190,848 training and 11,928 test sample
 of 1,000, the DeepSIF export. Prints the dry run's time, the number of jobs and the number of
 cluster submissions the profile's groups make of them (a group of short jobs is one sbatch).
 
-    python benchmarks/dryrun_deepsif_scale.py
+    python benchmarks/dryrun_deepsif_scale.py [--simulate]
+
+--simulate: the raw recordings come from simulate_clips jobs (raw.source simulate on DeepSIF's
+998-region connectivity with the fsaverage remap) instead of per-region extraction.
 """
 
 import collections
@@ -35,10 +38,22 @@ CONFIG = {
 }
 
 
+CONNECTIVITY = REPO.parent / "shared" / "data" / "deepsif" / "anatomy" / "connectivity_998.zip"
+
+
 def main() -> int:
+    config_values = CONFIG
+    if "--simulate" in sys.argv[1:]:
+        if not CONNECTIVITY.is_file():
+            print(f"needs {CONNECTIVITY}")
+            return 1
+        eeg = dict(CONFIG["eeg"], preprocessing={"fsaverage_remap": True})
+        eeg["raw"] = {"source": "simulate", "iterations": [0, 1, 2],
+                      "simulate": {"connectivity": str(CONNECTIVITY)}}  # fmt: skip
+        config_values = dict(CONFIG, eeg=eeg)
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
-        config.write_text(yaml.safe_dump(CONFIG))
+        config.write_text(yaml.safe_dump(config_values))
         command = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
                    "--directory", str(Path(tmp) / "run"), "--configfile", str(config), "-n",
                    "--profile", str(REPO / "profiles" / "slurm")]  # fmt: skip

@@ -205,7 +205,7 @@ def simulate_region_clips(
         decimators = [Decimator(prep) for _ in runs]
         raw = [_RawWriter(staging / "raw_nmm", run, batch.A[q], chunk_steps)
                for q, run in enumerate(runs)] if write_raw else []  # fmt: skip
-        started, done = time.monotonic(), 0
+        progress, done = _Progress(total_steps, len(runs)), 0
         while done < total_steps:
             n = min(STEPS_PER_PIECE, total_steps - done)
             # The random start swings the sigmoids far into saturation for the first few
@@ -220,7 +220,7 @@ def simulate_region_clips(
                 if write_raw:
                     raw[q].push(data)
             done += n
-            _progress(done, total_steps, started, len(runs))
+            progress(done)
         for q in range(len(runs)):
             files[q].append(decimators[q].finish())
         settings = detection_settings(detection)
@@ -243,20 +243,23 @@ def simulate_region_clips(
     return counts
 
 
-_last_report = [0.0]
+class _Progress:
+    """A line in the job's log at most every `every` seconds: the share simulated, the rate
+    and the time left."""
 
+    def __init__(self, total: int, n_runs: int, every: float = 10.0) -> None:
+        self.total, self.n_runs, self.every = total, n_runs, every
+        self.started = self.last = time.monotonic()
 
-def _progress(done: int, total: int, started: float, n_runs: int) -> None:
-    """A line in the log at most every 10 s: fraction simulated and the time left."""
-    now = time.monotonic()
-    if now - _last_report[0] < 10.0 and done < total:
-        return
-    _last_report[0] = now
-    elapsed = now - started
-    rate = done * DT_MS / 1000.0 * n_runs / max(elapsed, 1e-9)
-    left = elapsed * (total - done) / max(done, 1)
-    log.info("simulated %.0f%% (%d runs, %.1f run-s per s), about %.0f s left",
-             100.0 * done / total, n_runs, rate, left)  # fmt: skip
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every and done < self.total:
+            return
+        self.last, elapsed = now, now - self.started
+        rate = done * DT_MS / 1000.0 * self.n_runs / max(elapsed, 1e-9)
+        left = elapsed * (self.total - done) / max(done, 1)
+        log.info("simulated %.0f%% of %d runs (%.1f run-s per s), about %.0f s left",
+                 100.0 * done / self.total, self.n_runs, rate, left)  # fmt: skip
 
 
 def simulate_clips_job(anatomy_path: str | Path, **arguments: Any) -> dict[int, int]:
