@@ -17,7 +17,8 @@ from spikeforge.eeg.neural_mass import (
     Connectivity,
     JansenRit,
     Simulation,
-    own_noise,
+    keyed_normals,
+    noise_keys,
     random_start,
     run_generators,
 )
@@ -176,12 +177,11 @@ def own_noise_statistics(path: Path, mu: float, nsig: float, a_vector, seeds) ->
     runs = [(SPIKING, 0)]
     found = []
     for seed in seeds:
-        state, history = random_start(1, conn, run_generators(seed, runs, "start"))
+        state, history = random_start(1, conn, run_generators(seed, runs))
         batch = Batch(a_vector[None], np.array([mu]), np.array([nsig]))
-        sim = Simulation(conn, batch, state, history)
-        normals = own_noise(run_generators(seed, runs, "noise"), conn.n_regions)
+        sim = Simulation(conn, batch, state, history, noise_keys=noise_keys(seed, runs))
         with np.errstate(over="ignore"):
-            trace = np.concatenate(list(sim.chunks(6000, 1000, normals)))[:, 0]
+            trace = np.concatenate(list(sim.chunks(6000, 1000)))[:, 0]
         found.append(region_statistics(trace))
     return np.array(found)  # [seeds, 3, N]
 
@@ -218,22 +218,62 @@ def test_own_noise_matches_tvb_statistics(connectivity):
     assert disagreeing_share(reference, shifted) > 0.3
 
 
-def test_own_noise_run_is_the_same_in_any_chunks(connectivity):
+def test_own_noise_run_is_the_same_in_any_chunks_and_uses_its_keyed_normals(connectivity):
     """A run's own streams (start and noise, from its seeding keys) make the same bits
-    whatever the chunk size: a rebuilt run is byte-identical."""
+    whatever the chunk size: a rebuilt run is byte-identical. The normals drawn inside the
+    compiled loop are keyed_normals' (the same run fed them from outside is bitwise equal)."""
     conn = Connectivity.from_zip(connectivity)
     runs = [(SPIKING, 0), (SPIKING + 1, 2)]
     a_values = np.full((2, conn.n_regions), 3.25)
     a_values[[0, 1], [SPIKING, SPIKING + 1]] = 3.5
     batch = Batch(a_values, np.array([0.087, 0.083]), np.array([1e-4, 1e-4]))
+    keys = noise_keys(3, runs)
 
-    def simulate(per_chunk: int) -> np.ndarray:
-        state, history = random_start(2, conn, run_generators(3, runs, "start"))
-        sim = Simulation(conn, batch, state, history)
-        normals = own_noise(run_generators(3, runs, "noise"), conn.n_regions)
+    def simulate(per_chunk: int, fed: bool = False) -> np.ndarray:
+        state, history = random_start(2, conn, run_generators(3, runs))
+        if fed:
+            sim = Simulation(conn, batch, state, history)
+            normals = lambda step, n: keyed_normals(keys, step + 1, n, conn.n_regions)  # noqa: E731
+        else:
+            sim = Simulation(conn, batch, state, history, noise_keys=keys)
+            normals = None
         with np.errstate(over="ignore"):
             return np.concatenate(list(sim.chunks(600, per_chunk, normals)))
 
     whole = simulate(600)
     np.testing.assert_array_equal(simulate(128), whole)
+    np.testing.assert_array_equal(simulate(200, fed=True), whole)
     assert whole.shape == (600, 2, conn.n_regions) and not np.array_equal(whole[:, 0], whole[:, 1])
+
+
+def reference_normal(key: int, counter: int) -> float:
+    """The keyed normal written out in Python integers and numpy's libm log and cos."""
+    mask = (1 << 64) - 1
+    z = (key + counter * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    z ^= z >> 31
+    u1, u2 = ((z >> 32) + 1) * 2.0**-32, (z & 0xFFFFFFFF) * 2.0**-32
+    return float(np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2))
+
+
+def test_keyed_normals_are_standard_normal_and_as_specified():
+    """The compiled draws equal the specification computed independently (Python integers,
+    libm's log and cos) to 1e-14, are standard normal (Kolmogorov-Smirnov, moments) and
+    uncorrelated across steps, regions and runs; a key's normals do not depend on the
+    others in the batch."""
+    import scipy.stats
+
+    keys = noise_keys(7, [(1, 0), (2, 0), (1, 1)])
+    assert len(set(keys.tolist())) == 3
+    z = keyed_normals(keys, 1, 400, 998)  # steps 1..400
+    for k, q, i in [(0, 0, 0), (0, 2, 997), (123, 1, 500), (399, 0, 1)]:
+        expected = reference_normal(int(keys[q]), (k + 1) * 998 + i)
+        assert abs(z[k, q, i] - expected) < 1e-14 * max(1.0, abs(expected))
+    flat = z.ravel()
+    assert scipy.stats.kstest(flat[:300_000], "norm").pvalue > 1e-3
+    assert abs(flat.mean()) < 0.005 and abs(flat.std() - 1.0) < 0.005
+    assert abs(scipy.stats.kurtosis(flat, fisher=False) - 3.0) < 0.03
+    for a, b in [(z[1:, 0], z[:-1, 0]), (z[:, 0, 1:], z[:, 0, :-1]), (z[:, 0], z[:, 2])]:
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.01
+    np.testing.assert_array_equal(keyed_normals(keys[2:], 1, 400, 998)[:, 0], z[:, 2])

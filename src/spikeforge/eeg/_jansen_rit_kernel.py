@@ -34,6 +34,14 @@ def _bits_as_float64(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _float64_bits(typingctx, value):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -70,6 +78,115 @@ def exp(x):
     return 0.0 if x < -708.0 else result
 
 
+_SQRT2 = 1.4142135623730951
+_HALF_PI = 1.5707963267948966
+# 1 / (2k + 1) for the series of atanh; (-1)^k / (2k)! and (-1)^k / (2k + 1)! for cos and sin
+_ATANH = tuple(1.0 / (2 * k + 1) for k in range(11))
+_COS = tuple(
+    (-1.0) ** k / float(np.prod(np.arange(1, 2 * k + 1, dtype=np.float64))) for k in range(11)
+)
+_SIN = tuple(
+    (-1.0) ** k / float(np.prod(np.arange(1, 2 * k + 2, dtype=np.float64))) for k in range(11)
+)
+(_A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7, _A8, _A9, _A10) = _ATANH
+(_C_0, _C_1, _C_2, _C_3, _C_4, _C_5, _C_6, _C_7, _C_8, _C_9, _C_10) = _COS
+(_S_0, _S_1, _S_2, _S_3, _S_4, _S_5, _S_6, _S_7, _S_8, _S_9, _S_10) = _SIN
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_TWO_TO_MINUS_32 = 2.0**-32
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _log_unit(u):
+    """ln u for normal u in (0, 1]: u = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m =
+    2 atanh((m - 1) / (m + 1)) by its series to the 21st power (|f| < 0.172: below 1e-17)."""
+    bits = _float64_bits(u)
+    e = (bits >> 52) - 1023
+    m = _bits_as_float64((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    e = e + 1 if big else e
+    f = (m - 1.0) / (m + 1.0)
+    s = f * f
+    p = _A10
+    p = p * s + _A9
+    p = p * s + _A8
+    p = p * s + _A7
+    p = p * s + _A6
+    p = p * s + _A5
+    p = p * s + _A4
+    p = p * s + _A3
+    p = p * s + _A2
+    p = p * s + _A1
+    p = p * s + _A0
+    return e * _LN2_HI + (2.0 * f * p + e * _LN2_LO)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _cos_two_pi(u):
+    """cos(2 pi u) for u in [0, 1): the quadrant from 4u, then the series of cos or sin of
+    the angle within it (to the 21st power: below 1e-16 on [0, pi/2))."""
+    t = 4.0 * u
+    q = np.floor(t)
+    a = (t - q) * _HALF_PI
+    a2 = a * a
+    c = _C_10
+    s = _S_10
+    c = c * a2 + _C_9
+    s = s * a2 + _S_9
+    c = c * a2 + _C_8
+    s = s * a2 + _S_8
+    c = c * a2 + _C_7
+    s = s * a2 + _S_7
+    c = c * a2 + _C_6
+    s = s * a2 + _S_6
+    c = c * a2 + _C_5
+    s = s * a2 + _S_5
+    c = c * a2 + _C_4
+    s = s * a2 + _S_4
+    c = c * a2 + _C_3
+    s = s * a2 + _S_3
+    c = c * a2 + _C_2
+    s = s * a2 + _S_2
+    c = c * a2 + _C_1
+    s = s * a2 + _S_1
+    c = c * a2 + _C_0
+    s = s * a2 + _S_0
+    s = s * a
+    quadrant = np.int64(q)
+    value = s if quadrant & 1 else c
+    return -value if ((quadrant + 1) >> 1) & 1 else value
+
+
+@numba.njit(inline="always", error_model="numpy")
+def normal(key, counter):
+    """A standard normal from (key, counter), both uint64: SplitMix64's output function of
+    key + counter * golden gamma gives 64 bits; its halves are u1 in (0, 1] and u2 in
+    [0, 1), and Box-Muller's sqrt(-2 ln u1) cos(2 pi u2) the normal (tails cut at 6.66)."""
+    z = key + counter * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    u1 = (np.float64(np.int64(z >> np.uint64(32))) + 1.0) * _TWO_TO_MINUS_32
+    u2 = np.float64(np.int64(z & _LOW32)) * _TWO_TO_MINUS_32
+    return np.sqrt(-2.0 * _log_unit(u1)) * _cos_two_pi(u2)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def normals(keys, first_step, n_steps, n_regions):
+    """The normals the kernel draws for runs with these keys: [n_steps, runs, regions], step
+    first_step + k, region i of run q from (keys[q], step n_regions + i)."""
+    out = np.empty((n_steps, keys.size, n_regions))
+    for k in range(n_steps):
+        step = np.uint64(first_step + k)
+        for q in range(keys.size):
+            for i in range(n_regions):
+                out[k, q, i] = normal(keys[q], step * np.uint64(n_regions) + np.uint64(i))
+    return out
+
+
 @numba.njit(inline="always", error_model="numpy")
 def _derivatives(y0, y1, y2, y3, y4, y5, Aa, mu, c, e_rv0, p):
     """dy3, dy4, dy5 of JansenRit (dy0..dy2 are y3..y5) with coupling c; e_rv0 = e^{r v0}.
@@ -90,17 +207,20 @@ def _derivatives(y0, y1, y2, y3, y4, y5, Aa, mu, c, e_rv0, p):
 
 
 @numba.njit(cache=True)
-def run(x, ring, first_step, n_steps, by_target, by_delay, n_runs, A, mu, gain, z, out, p):
+def run(x, ring, first_step, n_steps, by_target, by_delay, n_runs, A, mu, gain, z, noise_key,
+        out, p):  # fmt: skip
     """Advance n_steps. x [6, M] state; ring [2 horizon, M] coupling sigmoids (M = regions x
     runs); by_target (ptr, offset, weight) with offset = delay M - source n_runs; by_delay
-    (delay_start, target, source, weight); A, mu, gain [M]; z [n_steps, M]; out [n_steps, M]
-    receives y1 - y2."""
+    (delay_start, target, source, weight); A, mu, gain [M]; the normals of y4's noise are
+    z [n_steps, M], or drawn here (`normal`) from noise_key [M] (uint64, the run's key) when
+    it is not empty; out [n_steps, M] receives y1 - y2."""
     return _run(x, ring, first_step, n_steps, by_target, by_delay, numba.literally(n_runs),
-                A, mu, gain, z, out, p)  # fmt: skip
+                A, mu, gain, z, noise_key, out, p)  # fmt: skip
 
 
 @numba.njit(cache=True, error_model="numpy", boundscheck=False)
-def _run(x, ring, first_step, n_steps, by_target, by_delay, n_runs, A, mu, gain, z, out, p):
+def _run(x, ring, first_step, n_steps, by_target, by_delay, n_runs, A, mu, gain, z, noise_key,
+         out, p):  # fmt: skip
     (a, B, b, v0, nu_max, r, J, a_1, a_2, a_3, a_4, c_max, c_mid, c_r, c_a, dt) = p
     ptr, offset, target_weight = by_target
     delay_start, target, source, weight = by_delay
@@ -109,6 +229,8 @@ def _run(x, ring, first_step, n_steps, by_target, by_delay, n_runs, A, mu, gain,
     horizon = ring.shape[0] // 2
     flat = ring.reshape(-1)
     e_rv0 = exp(r * v0)
+    own_noise = noise_key.size > 0
+    n_u64 = np.uint64(n)
     coupling = np.empty(m)
     for k in range(n_steps):
         step = first_step + k
@@ -158,7 +280,11 @@ def _run(x, ring, first_step, n_steps, by_target, by_delay, n_runs, A, mu, gain,
             c = coupling[j] * c_a
             Aa = A[j] * a
             mu_j = mu[j]
-            noise = gain[j] * z[k, j]
+            if own_noise:
+                region = np.uint64(j // n_runs)
+                noise = gain[j] * normal(noise_key[j], np.uint64(step) * n_u64 + region)
+            else:
+                noise = gain[j] * z[k, j]
             # Heun: the predictor from y, the corrector from the predicted state p; the
             # coupling and the noise are the same in both (as TVB's HeunStochastic).
             d3, d4, d5 = _derivatives(y0, y1, y2, y3, y4, y5, Aa, mu_j, c, e_rv0, p)

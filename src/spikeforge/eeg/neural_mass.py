@@ -26,14 +26,14 @@ Memory does not grow with the simulated length: the state advances `steps` at a 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spikeforge.core.errors import InputError
-from spikeforge.core.seeding import fast_rng, rng
+from spikeforge.core.seeding import rng
 
 DT_MS = 0.5
 SPEED_MM_PER_MS = 3.0  # TVB's default conduction speed
@@ -149,31 +149,31 @@ def random_start(
     return history[:, 0].copy(), history[:, :, 1:3].copy()
 
 
-def run_generators(seed: int, runs: list[tuple[int, int]], purpose: str) -> list:
-    """One generator per (spiking region, noise setting) run, from the project's seeding
-    scheme: keys (seed, "neural_mass", region, iteration, purpose), purpose "start" for the
-    random initial history or "noise" for the normals of y4's noise (SFC64: the bulk draw).
-    A run's draws depend only on its keys, never on the batch it is simulated in."""
-    if purpose == "noise":
-        return [fast_rng(seed, "neural_mass", r, m, purpose) for r, m in runs]
-    return [rng(seed, "neural_mass", r, m, purpose) for r, m in runs]
+def run_generators(seed: int, runs: list[tuple[int, int]]) -> list[np.random.Generator]:
+    """One generator per (spiking region, noise setting) run for its random initial history,
+    from the project's seeding scheme: keys (seed, "neural_mass", region, iteration,
+    "start"). A run's draws depend only on its keys, never on the batch it is simulated in."""
+    return [rng(seed, "neural_mass", r, m, "start") for r, m in runs]
 
 
-def own_noise(generators: list, n_regions: int) -> Callable[[int, int], np.ndarray]:
-    """normals(step, n) for Simulation.chunks: [n, B, N] from each run's own stream, drawn
-    step after step, so chunk sizes do not change them. The array is reused by the next
-    call (a new one per call would be page-faulted in anew every time)."""
-    buffer = np.empty((len(generators), 0, n_regions))
+def noise_keys(seed: int, runs: list[tuple[int, int]]) -> np.ndarray:
+    """Each run's 64-bit key for the normals of its y4 noise (uint64 [B]), from the seeding
+    scheme: keys (seed, "neural_mass", region, iteration, "noise"). The normal of region i
+    at step t is a function of (key, t N + i) only (`_jansen_rit_kernel.normal`), drawn
+    inside the compiled loop, so neither the batch nor the chunking changes it."""
+    return np.array(
+        [rng(seed, "neural_mass", r, m, "noise").integers(0, 2**64, dtype=np.uint64)
+         for r, m in runs], dtype=np.uint64,
+    )  # fmt: skip
 
-    def normals(step: int, n: int) -> np.ndarray:
-        nonlocal buffer
-        if buffer.shape[1] < n:
-            buffer = np.empty((len(generators), n, n_regions))
-        for run, gen in enumerate(generators):
-            gen.standard_normal(out=buffer[run, :n])
-        return buffer[:, :n].transpose(1, 0, 2)
 
-    return normals
+def keyed_normals(keys: np.ndarray, first_step: int, n_steps: int, n_regions: int) -> np.ndarray:
+    """The normals Simulation draws for runs with these keys at steps first_step, ...:
+    [n_steps, B, N] (for checks; the simulation draws them itself)."""
+    from spikeforge.eeg import _jansen_rit_kernel
+
+    keys = np.ascontiguousarray(keys, np.uint64)
+    return _jansen_rit_kernel.normals(keys, first_step, n_steps, n_regions)
 
 
 def coupling_sigmoid(y1: np.ndarray, y2: np.ndarray, model: JansenRit) -> np.ndarray:
@@ -201,10 +201,12 @@ class Simulation:
         initial_history: np.ndarray,
         model: JansenRit = JansenRit(),
         dt_ms: float = DT_MS,
+        noise_keys: np.ndarray | None = None,
     ) -> None:
         """initial_state [B, 6, N]: the state at step 0; initial_history [B, horizon, 2, N]:
         y1 and y2 at the ring's slots (slot t holds step t modulo the horizon, as in TVB's
-        history buffer; slot 0 is step 0)."""
+        history buffer; slot 0 is step 0). noise_keys [B] (uint64, `noise_keys`): each run
+        draws its own noise from its key; without them the noise is what `advance` is given."""
         if model.a_1 != 4.0 * model.a_3:
             raise ValueError("the kernel shares one exp between the sigmoids of a_1 and a_3, "
                              f"which needs a_1 = 4 a_3 (got {model.a_1}, {model.a_3})")  # fmt: skip
@@ -230,6 +232,12 @@ class Simulation:
         self._gain = np.tile(noise_gain, n)
         self.step = 0
         self._z = np.empty((0, n * n_runs))  # the normals in the kernel's layout, reused
+        self._noise_key = np.zeros(0, np.uint64)
+        if noise_keys is not None:
+            keys = np.asarray(noise_keys, np.uint64)
+            if keys.shape != (n_runs,):
+                raise ValueError(f"noise keys must be {(n_runs,)}, got {keys.shape}")
+            self._noise_key = np.tile(keys, n)
         c = connectivity
         e = c.by_target
         self._by_target = (c.target_start, c.delay[e] * (n * n_runs) - c.source[e] * n_runs,
@@ -240,24 +248,31 @@ class Simulation:
                         m.c_max, m.c_midpoint, m.c_r, m.c_a, float(dt_ms))  # fmt: skip
 
     def advance(self, n_steps: int, z: np.ndarray | None = None) -> np.ndarray:
-        """The next n steps; z [n, B, N]: the standard normals of y4's noise (None: none)."""
+        """The next n steps; z [n, B, N]: the standard normals of y4's noise (None: the
+        runs' own, with noise keys; no noise without)."""
         n, n_runs = self.n_regions, self.n_runs
-        if self._z.shape[0] < n_steps:
-            self._z = np.empty((n_steps, n * n_runs))
-        z_flat = self._z[:n_steps]
-        if z is None:
-            z_flat[:] = 0.0
+        noise_key = self._noise_key
+        if z is not None or noise_key.size == 0:
+            if self._z.shape[0] < n_steps:
+                self._z = np.empty((n_steps, n * n_runs))
+            z_flat = self._z[:n_steps]
+            noise_key = np.zeros(0, np.uint64)
+            if z is None:
+                z_flat[:] = 0.0
+            else:
+                np.copyto(z_flat.reshape(n_steps, n, n_runs), np.transpose(z, (0, 2, 1)))
         else:
-            np.copyto(z_flat.reshape(n_steps, n, n_runs), np.transpose(z, (0, 2, 1)))
+            z_flat = np.zeros((0, n * n_runs))
         out = np.empty((n_steps, n * n_runs))
         _kernel()(self.state, self.ring, self.step + 1, n_steps, self._by_target,
-                  self._by_delay, n_runs, self._A, self._mu, self._gain, z_flat, out,
-                  self._params)  # fmt: skip
+                  self._by_delay, n_runs, self._A, self._mu, self._gain, z_flat, noise_key,
+                  out, self._params)  # fmt: skip
         self.step += n_steps
         return np.transpose(out.reshape(n_steps, n, n_runs), (0, 2, 1))
 
     def chunks(self, n_steps: int, per_chunk: int, normals=None) -> Iterator[np.ndarray]:
-        """`n_steps` in pieces of `per_chunk`; `normals(k, n)` gives z for steps k+1..k+n."""
+        """`n_steps` in pieces of `per_chunk`; `normals(k, n)` gives z for steps k+1..k+n
+        (None: the runs' own noise, or none)."""
         done = 0
         while done < n_steps:
             n = min(per_chunk, n_steps - done)

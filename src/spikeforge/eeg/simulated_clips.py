@@ -46,7 +46,7 @@ from spikeforge.eeg.neural_mass import (
     Connectivity,
     JansenRit,
     Simulation,
-    own_noise,
+    noise_keys,
     random_start,
     run_generators,
 )
@@ -89,9 +89,7 @@ def deepsif_batch(
         [(rate * A_BACKGROUND * (P_MAX - P_MIN) * 0.5 * NOISE_SETTINGS[m][1]) ** 2 / 2.0
          for _, m in runs]
     )  # fmt: skip
-    state, history = random_start(
-        len(runs), connectivity, run_generators(seed, list(runs), "start")
-    )
+    state, history = random_start(len(runs), connectivity, run_generators(seed, list(runs)))
     return Batch(a_values, mu, nsig), state, history
 
 
@@ -194,8 +192,7 @@ def simulate_region_clips(
     ends = decimated_row_ends(total_steps, chunk_steps, prep)
     runs = [(r, m) for r in regions for m in iterations]
     batch, state, history = deepsif_batch(connectivity, runs, seed, prep.fsaverage_remap)
-    simulation = Simulation(connectivity, batch, state, history)
-    normals = own_noise(run_generators(seed, runs, "noise"), connectivity.n_regions)
+    simulation = Simulation(connectivity, batch, state, history, noise_keys=noise_keys(seed, runs))
     counts = {}
     with atomic_directory(out_dir) as staging:
         scratch = staging / ".decimated"
@@ -211,7 +208,7 @@ def simulate_region_clips(
             # The random start swings the sigmoids far into saturation for the first few
             # hundred ms: exp overflows to inf there and the sigmoid is correctly 0.
             with np.errstate(over="ignore"):
-                trace = simulation.advance(n, normals(simulation.step, n))
+                trace = simulation.advance(n)
             if not np.isfinite(trace).all():
                 raise RuntimeError(f"non-finite values in steps {done + 1}..{done + n}")
             for q in range(len(runs)):
