@@ -3,13 +3,15 @@
 backend (spikeforge.eeg.neural_mass), on DeepSIF's 998-region connectivity with DeepSIF's
 settings (A = 3.5 in one region, noise setting 0), one process, one BLAS thread.
 
-    python benchmarks/bench_neural_mass.py [--tvb-seconds 0.2] [--seconds 1.0]
+    python benchmarks/bench_neural_mass.py [--tvb-seconds 0.1] [--seconds 0.5]
     python benchmarks/bench_neural_mass.py --real-run [--real-seconds 200]
 
 Prints the rate of TVB, of one run, and of batches of 4 to 16 runs (per run-second, each run
-drawing its own noise inside the timed loop, as the simulate_clips job does), the ratios to
-TVB, and the projection for DeepSIF's whole raw set (994 regions x 3 noise settings x 200 s)
-in CPU-hours and bytes written.
+drawing its own noise, as the simulate_clips job does), the ratios to TVB, and the projection
+for DeepSIF's whole raw set (994 regions x 3 noise settings x 200 s) in CPU-hours and bytes
+written. This machine's speed drifts by up to 2x within minutes (a shared VM), so the
+measurements go in rounds (TVB, then every batch size, 5 times) and each ratio is the median
+of the rounds' ratios, printed with their range.
 
 --real-run (in a fresh process, for its peak memory) runs one spiking region x DeepSIF's 3
 noise settings for --real-seconds end to end into clips with the simulate_clips job's code
@@ -40,68 +42,71 @@ from spikeforge.eeg.neural_mass import (
     random_start,
     run_generators,
 )
+from spikeforge.eeg.simulated_clips import STEPS_PER_PIECE
 
 CONNECTIVITY = (
     Path(__file__).resolve().parents[2] / "shared/data/deepsif/anatomy/connectivity_998.zip"
 )
 DT_MS = 0.5
-# This machine's speed swings by up to 2x from one second to the next (a shared VM): each
-# rate is the median of REPEATS stretches, printed with their range.
 REPEATS = 5
 
 
-def tvb_rate(seconds: float) -> list[float]:
-    """TVB's simulated seconds per wall second over REPEATS consecutive stretches of
-    `seconds` (configure and import left out)."""
-    tvb = tvb_backend._import_tvb()
-    conn = tvb.Connectivity.from_file(str(CONNECTIVITY))
-    conn.configure()
-    n = conn.number_of_regions
-    a_vector = np.full(n, 3.25)
-    a_vector[7] = 3.5
-    model = tvb.models.JansenRit(A=a_vector, mu=np.array([0.087]), v0=np.array([6.0]))
-    nsig = np.zeros(6)
-    nsig[4] = (0.1 * 3.25 * 0.12 * 0.5 * 1.0) ** 2 / 2.0
-    sim = tvb.simulator.Simulator(
-        model=model, connectivity=conn,
-        coupling=tvb.coupling.SigmoidalJansenRit(a=np.array([1.0])),
-        integrator=tvb.integrators.HeunStochastic(dt=DT_MS, noise=tvb.noise.Additive(nsig=nsig)),
-        monitors=(tvb.monitors.Raw(),),
-    )  # fmt: skip
-    sim.configure()
-    steps = int(round(seconds * 1000 / DT_MS))
-    rates = []
-    for _ in range(REPEATS):
+class TVBRun:
+    """TVB's simulator for one run (spikeforge.eeg.tvb's setup), configured once."""
+
+    def __init__(self) -> None:
+        tvb = tvb_backend._import_tvb()
+        conn = tvb.Connectivity.from_file(str(CONNECTIVITY))
+        conn.configure()
+        n = conn.number_of_regions
+        a_vector = np.full(n, 3.25)
+        a_vector[7] = 3.5
+        model = tvb.models.JansenRit(A=a_vector, mu=np.array([0.087]), v0=np.array([6.0]))
+        nsig = np.zeros(6)
+        nsig[4] = (0.1 * 3.25 * 0.12 * 0.5 * 1.0) ** 2 / 2.0
+        self.sim = tvb.simulator.Simulator(
+            model=model, connectivity=conn,
+            coupling=tvb.coupling.SigmoidalJansenRit(a=np.array([1.0])),
+            integrator=tvb.integrators.HeunStochastic(dt=DT_MS,
+                                                      noise=tvb.noise.Additive(nsig=nsig)),
+            monitors=(tvb.monitors.Raw(),),
+        )  # fmt: skip
+        self.sim.configure()
+
+    def rate(self, seconds: float) -> float:
+        """Simulated seconds per wall second over the next `seconds`."""
+        steps = int(round(seconds * 1000 / DT_MS))
         start = time.perf_counter()
         with np.errstate(over="ignore"):
-            sim.run(simulation_length=steps * DT_MS, n_steps=steps)
-        rates.append(seconds / (time.perf_counter() - start))
-    return rates
+            self.sim.run(simulation_length=steps * DT_MS, n_steps=steps)
+        return seconds / (time.perf_counter() - start)
 
 
-def our_rate(conn: Connectivity, n_runs: int, seconds: float) -> list[float]:
-    """Run-seconds simulated per wall second for a batch of n_runs, each run drawing its own
-    noise as simulate_clips does, over REPEATS consecutive stretches of `seconds`
-    (compilation left out)."""
-    runs = [(r, 0) for r in range(n_runs)]
-    state, history = random_start(n_runs, conn, run_generators(1, runs))
-    a_values = np.full((n_runs, conn.n_regions), 3.25)
-    a_values[np.arange(n_runs), np.arange(n_runs) % conn.n_regions] = 3.5
-    nsig = np.full(n_runs, (0.1 * 3.25 * 0.12 * 0.5) ** 2 / 2.0)
-    batch = Batch(a_values, np.full(n_runs, 0.087), nsig)
-    sim = Simulation(conn, batch, state, history, noise_keys=noise_keys(1, runs))
-    steps = int(round(seconds * 1000 / DT_MS))
-    piece = 200  # as simulate_clips
-    rates = []
-    with np.errstate(over="ignore"):
-        sim.advance(2)  # compile (or load the cached kernel)
-        for _ in range(REPEATS):
-            start = time.perf_counter()
-            for _ in range(steps // piece):
-                sim.advance(piece)
-            elapsed = time.perf_counter() - start
-            rates.append(n_runs * (steps // piece) * piece * DT_MS / 1000 / elapsed)
-    return rates
+class OurRun:
+    """A batch of n_runs on the compiled backend, each drawing its own noise as
+    simulate_clips does, in pieces of simulate_clips' size; compiled on creation."""
+
+    def __init__(self, conn: Connectivity, n_runs: int) -> None:
+        runs = [(r, 0) for r in range(n_runs)]
+        state, history = random_start(n_runs, conn, run_generators(1, runs))
+        a_values = np.full((n_runs, conn.n_regions), 3.25)
+        a_values[np.arange(n_runs), np.arange(n_runs) % conn.n_regions] = 3.5
+        nsig = np.full(n_runs, (0.1 * 3.25 * 0.12 * 0.5) ** 2 / 2.0)
+        batch = Batch(a_values, np.full(n_runs, 0.087), nsig)
+        self.n_runs = n_runs
+        self.sim = Simulation(conn, batch, state, history, noise_keys=noise_keys(1, runs))
+        with np.errstate(over="ignore"):
+            self.sim.advance(2)  # compile (or load the cached kernel)
+
+    def rate(self, seconds: float) -> float:
+        """Run-seconds simulated per wall second over the next `seconds`."""
+        pieces = max(1, int(round(seconds * 1000 / DT_MS / STEPS_PER_PIECE)))
+        start = time.perf_counter()
+        with np.errstate(over="ignore"):
+            for _ in range(pieces):
+                self.sim.advance(STEPS_PER_PIECE)
+        elapsed = time.perf_counter() - start
+        return self.n_runs * pieces * STEPS_PER_PIECE * DT_MS / 1000 / elapsed
 
 
 def real_run(seconds: float, region: int = 100) -> None:
@@ -172,8 +177,8 @@ def real_run(seconds: float, region: int = 100) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tvb-seconds", type=float, default=0.2)
-    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--tvb-seconds", type=float, default=0.1)
+    parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--real-run", action="store_true")
     parser.add_argument("--real-seconds", type=float, default=200.0)
     args = parser.parse_args()
@@ -189,17 +194,30 @@ def main() -> int:
     share = conn.source.size / conn.n_regions**2
     print(f"connectivity: {conn.n_regions} regions, {conn.source.size:,} non-zero weights "
           f"({share:.1%}), horizon {conn.horizon} steps")  # fmt: skip
-    tvb = tvb_rate(args.tvb_seconds)
-    base = float(np.median(tvb))
-    print(f"TVB:        {base:8.4f} simulated s per wall s (one run, median of {REPEATS} x "
-          f"{args.tvb_seconds} s, {min(tvb):.4f}-{max(tvb):.4f})")  # fmt: skip
+    # Rounds: TVB, then every batch size, REPEATS times, so that each ratio compares
+    # stretches a few seconds apart (this shared machine's speed drifts by up to 2x).
+    tvb_run = TVBRun()
+    sizes = (1, 4, 6, 8, 9, 12, 16)
+    ours = {n_runs: OurRun(conn, n_runs) for n_runs in sizes}
+    tvb_rates, ratios, rates_seen = [], {n: [] for n in sizes}, {n: [] for n in sizes}
+    tvb_run.rate(args.tvb_seconds)  # a round left out: first stretches run slow (page faults)
+    for n_runs in sizes:
+        ours[n_runs].rate(args.seconds)
+    for _ in range(REPEATS):
+        tvb_rates.append(tvb_run.rate(args.tvb_seconds))
+        for n_runs in sizes:
+            rates_seen[n_runs].append(ours[n_runs].rate(args.seconds))
+            ratios[n_runs].append(rates_seen[n_runs][-1] / tvb_rates[-1])
+    base = float(np.median(tvb_rates))
+    spread = f"{min(tvb_rates):.4f}-{max(tvb_rates):.4f}"
+    print(f"TVB:        {base:8.4f} simulated s per wall s (one run; median of {REPEATS} "
+          f"stretches of {args.tvb_seconds} s, {spread})")  # fmt: skip
     rates = {}
-    for n_runs in (1, 4, 6, 8, 9, 12, 16):
-        measured = our_rate(conn, n_runs, args.seconds)
-        rates[n_runs] = float(np.median(measured))
-        print(f"batch of {n_runs:2d}: {rates[n_runs]:8.3f} run-s per wall s = "
-              f"{rates[n_runs] / base:6.0f}x TVB (median of {REPEATS} x {args.seconds} s; "
-              f"{min(measured) / base:.0f}-{max(measured) / base:.0f}x)")  # fmt: skip
+    for n_runs in sizes:
+        rates[n_runs] = float(np.median(rates_seen[n_runs]))
+        print(f"batch of {n_runs:2d}: {rates[n_runs]:8.3f} run-s per wall s; "
+              f"{np.median(ratios[n_runs]):5.0f}x TVB (median of the {REPEATS} rounds' "
+              f"ratios; {min(ratios[n_runs]):.0f}-{max(ratios[n_runs]):.0f}x)")  # fmt: skip
     best = max(rates.values())
     run_seconds = 994 * 3 * 200.0
     print(f"DeepSIF's raw set ({run_seconds:,.0f} run-s): TVB {run_seconds / base / 3600:,.0f} "
