@@ -33,6 +33,8 @@
 #   resources/demo/...                           generated inputs (demo head model, mocks)
 #   <output>.manifest.json                       beside every output: its files' sizes and
 #                                                sha256, what made it (spikeforge-verify)
+#   results/qc/{eeg,paired}/*.png               QC figures (qc.enabled), for
+#                                                snakemake --report report.html
 #   logs/{chain step}/...                        one log per job
 from snakemake.utils import min_version
 from spikeforge.workflow.config import DEMO_CONFIG
@@ -46,6 +48,9 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 if EEG:
@@ -76,6 +81,11 @@ if CORTICAL:
 if SPIKETRAINS:
 
     include: "workflow/rules/spiketrains.smk"
+
+
+if RUN.qc:
+
+    include: "workflow/rules/qc.smk"
 
 
 rule all:

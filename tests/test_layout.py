@@ -103,7 +103,7 @@ def test_eeg_shards_targets_and_jobs(tmp_path):
     assert run.job_counts() == {
         "demo_anatomy": 1, "anatomy": 1, "mock_spike_clips": 1, "spike_library": 1,
         "sample_plan": 2, "synthesize_shard": 3, "split_index": 2, "export_mat_shard": 2,
-        "export_mat_metadata": 1, "export_deepsif": 1,
+        "export_mat_metadata": 1, "export_deepsif": 1, "qc_eeg_split": 2, "qc_eeg_library": 1,
     }  # fmt: skip
     # one plan part holds all of a split's shards when they are small
     assert eeg.plan_parts("test") == ["0000"] and eeg.plan_part_range("test", "0000") == (5, 35)
@@ -148,7 +148,10 @@ def test_demo_config_counts(tmp_path):
     assert (
         counts["export_cortical_test_V1_Exc_L4"] == counts["export_cortical_test_V1_Exc_L23"] == 1
     )
-    assert sum(counts.values()) == 38 + 2 + 21 + 8 - 1  # one DeepSIF export for both splits
+    # QC figures: each split's, the spike library's, each cell's
+    assert counts["qc_eeg_split"] == counts["qc_paired_cell"] == 2
+    assert counts["qc_eeg_library"] == 1
+    assert sum(counts.values()) == 38 + 2 + 21 + 8 - 1 + 5  # one DeepSIF export for both splits
 
 
 def test_plan_settings_are_the_splits_own(tmp_path):

@@ -117,6 +117,7 @@ def test_deleted_shard_rebuilds_alone_and_byte_identical(tiny_build):
         "split_index": 1,
         "export_mat_shard": 1,
         "export_mat_metadata": 1,
+        "qc_eeg_split": 1,  # its figures read the split's shards
         "all": 1,
     }
     jobs = planned_outputs(dry.output)
@@ -138,6 +139,7 @@ def test_deleted_shard_rebuilds_alone_and_byte_identical(tiny_build):
         results / "test" / "mat",
         results / "test" / "hdf5" / "index.json",
         results / "run.json",
+        *(results / "qc" / "eeg" / f"test_{figure}.png" for figure in ("samples", "snr", "plan")),
     )
     rebuilt += tuple(Path(f"{r}.manifest.json") for r in rebuilt)
     for path, mtime in before_mtimes.items():

@@ -76,9 +76,9 @@ def test_paired_only_config_schedules_no_eeg_job(tmp_path):
     assert dry.returncode == 0, succeeded(dry)
     assert job_counts(dry.output) == {
         "mock_spe1_probe": 1, "mock_spe1_cell": 2, "mock_spe1_summary": 1, "convert_cell": 2,
-        "all": 1,
+        "qc_paired_cell": 2, "all": 1,
     }  # fmt: skip
-    assert "spikeforge: 6 jobs, about" in dry.stderr
+    assert "spikeforge: 8 jobs, about" in dry.stderr
 
 
 def test_added_mock_cell_plans_only_its_jobs(paired_build):
@@ -86,7 +86,8 @@ def test_added_mock_cell_plans_only_its_jobs(paired_build):
     dry = snakemake(paired_build, config, "-n")
     assert dry.returncode == 0, succeeded(dry)
     assert job_counts(dry.output) == {
-        "mock_spe1_cell": 1, "mock_spe1_summary": 1, "convert_cell": 1, "all": 1,
+        "mock_spe1_cell": 1, "mock_spe1_summary": 1, "convert_cell": 1, "qc_paired_cell": 1,
+        "all": 1,
     }  # fmt: skip
     jobs = planned_outputs(dry.output)
     assert jobs["convert_cell"][0].startswith("results/paired/cell_c/")
@@ -100,7 +101,7 @@ def test_deleted_cell_rebuilds_that_cell_only(paired_build):
     dry = snakemake(paired_build, PAIRED_TINY, "-n")
     assert dry.returncode == 0, succeeded(dry)
     counts = job_counts(dry.output)
-    assert counts == {"convert_cell": 1, "all": 1}
+    assert counts == {"convert_cell": 1, "qc_paired_cell": 1, "all": 1}
     assert planned_outputs(dry.output)["convert_cell"][0].startswith("results/paired/cell_b/")
     run = snakemake(paired_build, PAIRED_TINY)
     assert run.returncode == 0, succeeded(run)
@@ -172,7 +173,7 @@ def test_minimal_user_spe1_config(spe1_root, tmp_path):
     assert meta["segment_duration_s"] == 3.0 and meta["train_fraction"] == 0.8
     dry = snakemake(workdir, spe1_config(spe1_root, ["c1", "c2"]), "-n")
     assert dry.returncode == 0, succeeded(dry)
-    assert job_counts(dry.output) == {"convert_cell": 1, "all": 1}
+    assert job_counts(dry.output) == {"convert_cell": 1, "qc_paired_cell": 1, "all": 1}
     assert planned_outputs(dry.output)["convert_cell"][0].startswith("results/paired/c2/")
 
 

@@ -107,7 +107,7 @@ def test_deleted_region_reruns_its_extraction_and_what_follows(raw_build):
     assert dry.returncode == 0, succeeded(dry)
     assert job_counts(dry.output) == {
         "extract_clips": 1, "spike_library": 1, "sample_plan": 1, "synthesize_shard": 3,
-        "split_index": 1, "export_deepsif": 1, "all": 1,
+        "split_index": 1, "export_deepsif": 1, "qc_eeg_split": 1, "qc_eeg_library": 1, "all": 1,
     }  # fmt: skip
     jobs = planned_outputs(dry.output)
     assert jobs["extract_clips"][0].startswith("results/nmm_spikes/a9")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_directory
+from spikeforge.core.progress import Progress
 from spikeforge.eeg.clips import (
     Recording,
     detection_settings,
@@ -202,7 +202,8 @@ def simulate_region_clips(
         decimators = [Decimator(prep) for _ in runs]
         raw = [_RawWriter(staging / "raw_nmm", run, batch.A[q], chunk_steps)
                for q, run in enumerate(runs)] if write_raw else []  # fmt: skip
-        progress, done = _Progress(total_steps, len(runs)), 0
+        progress = Progress(total_steps * DT_MS / 1000.0, f"simulating {len(runs)} runs", " s")
+        done = 0
         while done < total_steps:
             n = min(STEPS_PER_PIECE, total_steps - done)
             # The random start swings the sigmoids far into saturation for the first few
@@ -217,7 +218,7 @@ def simulate_region_clips(
                 if write_raw:
                     raw[q].push(data)
             done += n
-            progress(done)
+            progress.update(done * DT_MS / 1000.0)
         for q in range(len(runs)):
             files[q].append(decimators[q].finish())
         settings = detection_settings(detection)
@@ -238,25 +239,6 @@ def simulate_region_clips(
             counts[region] = len(result.alpha)
         shutil.rmtree(scratch)
     return counts
-
-
-class _Progress:
-    """A line in the job's log at most every `every` seconds: the share simulated, the rate
-    and the time left."""
-
-    def __init__(self, total: int, n_runs: int, every: float = 10.0) -> None:
-        self.total, self.n_runs, self.every = total, n_runs, every
-        self.started = self.last = time.monotonic()
-
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.every and done < self.total:
-            return
-        self.last, elapsed = now, now - self.started
-        rate = done * DT_MS / 1000.0 * self.n_runs / max(elapsed, 1e-9)
-        left = elapsed * (self.total - done) / max(done, 1)
-        log.info("simulated %.0f%% of %d runs (%.1f run-s per s), about %.0f s left",
-                 100.0 * done / self.total, self.n_runs, rate, left)  # fmt: skip
 
 
 def simulate_clips_job(anatomy_path: str | Path, **arguments: Any) -> dict[int, int]:

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from spikeforge.core.errors import InputError
+from spikeforge.core.progress import Progress
 from spikeforge.core.seeding import int_seed
 from spikeforge.eeg.raw import A_BACKGROUND, A_SPIKING, chunk_path, connectivity_region
 from spikeforge.io.mat import save_mat
@@ -226,7 +227,9 @@ def simulate_region(
     i1, i2 = voi.index("y1"), voi.index("y2")
 
     written = []
+    progress = Progress(duration_s, f"TVB region {spiking_region} iteration {iteration}", " s")
     for chunk in range(n_chunks):
+        progress.update(chunk * chunk_s)
         # The random initial history (TVB draws it uniformly over wide state ranges) drives the
         # sigmoids far into saturation during the first ~0.5 s: exp overflows to inf, and the
         # sigmoid correctly becomes 0. Do not warn about it.

@@ -16,6 +16,7 @@ from typing import Any
 
 from spikeforge.core import lifeline, manifest, usage
 from spikeforge.core.errors import InputError
+from spikeforge.core.progress import log as _progress_log
 
 CONSOLE_PREFIX = "spikeforge"
 
@@ -26,7 +27,14 @@ class _ConsoleFormatter(logging.Formatter):
         self.job = job
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.levelno < logging.WARNING:  # a progress line
+            return f"{CONSOLE_PREFIX}: {self.job}: {record.getMessage()}"
         return f"{CONSOLE_PREFIX}: warning: {self.job}: {record.getMessage()}"
+
+
+def _console_filter(record: logging.LogRecord) -> bool:
+    """Warnings and errors, and the progress lines of long jobs (spikeforge.core.progress)."""
+    return record.levelno >= logging.WARNING or record.name == _progress_log.name
 
 
 def _job_name(snakemake: Any) -> str:
@@ -51,7 +59,7 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     log_path = snakemake.log[0] if len(snakemake.log) else None
     job = _job_name(snakemake)
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING)
+    console.addFilter(_console_filter)
     console.setFormatter(_ConsoleFormatter(job))
     handlers: list[logging.Handler] = [console]
     if log_path:

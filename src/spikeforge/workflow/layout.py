@@ -104,6 +104,12 @@ class EEGLayout:
         self.clip_info = str(clip_info_path(self.clip_folder, "{region}"))  # type: ignore[arg-type]
         # source 'simulate': one clip folder (a{r}/, clip_info/) per job of a few regions
         self.simulated_clips = f"{results}/nmm_spikes/batch_{{batch}}"
+        self.qc = {
+            "samples": f"{results}/qc/eeg/{{split}}_samples.png",
+            "snr": f"{results}/qc/eeg/{{split}}_snr.png",
+            "plan": f"{results}/qc/eeg/{{split}}_plan.png",
+            "clips": f"{results}/qc/eeg/spike_library.png",
+        }
         self.mock_clips = f"{demo}/nmm_spikes"
         self.library = f"{results}/spike_library/library.h5"
         self.plan_part = f"{results}/plan/{{split}}/part_{{plan_part}}.h5"
@@ -122,6 +128,8 @@ class EEGLayout:
             "simulate_tvb": f"{logs}/clips/simulate_tvb_{{region}}_{{iteration}}.log",
             "extract_clips": f"{logs}/clips/extract_clips_{{region}}.log",
             "simulate_clips": f"{logs}/clips/simulate_clips_{{batch}}.log",
+            "qc_eeg_split": f"{logs}/qc/eeg_{{split}}.log",
+            "qc_eeg_library": f"{logs}/qc/eeg_spike_library.log",
             "mock_spike_clips": f"{logs}/spike_library/mock_spike_clips.log",
             "spike_library": f"{logs}/spike_library/spike_library.log",
             "import_deepsif_plan": f"{logs}/plan/{{split}}_deepsif.log",
@@ -354,6 +362,24 @@ class EEGLayout:
             return self.splits
         return [s for s in mat["splits"] if s in self.splits]
 
+    # ------------------------------------------------------------------ QC figures
+    def qc_targets(self) -> list[str]:
+        figures = [
+            path(self.qc[k], split=s) for s in self.splits for k in ("samples", "snr", "plan")
+        ]
+        return figures + [self.qc["clips"]]
+
+    def qc_job_counts(self) -> dict[str, int]:
+        return {"qc_eeg_split": len(self.splits), "qc_eeg_library": 1}
+
+    def channel_names(self) -> list[str] | None:
+        """Electrode names where the head model knows them (the demo's): for topographies."""
+        if self.anatomy_cfg["source"] != "demo":
+            return None
+        from spikeforge.eeg.demo_anatomy import CHANNEL_ORDER
+
+        return list(CHANNEL_ORDER[: self.n_channels])
+
     # ------------------------------------------------------------------ what the chain makes
     def targets(self) -> list[str]:
         # Intermediate outputs are named too: Snakemake only notices a deleted file it targets.
@@ -439,7 +465,9 @@ class PairedLayout:
             "mock_spe1_cell": f"{logs}/paired/mock_spe1_{{cell}}.log",
             "mock_spe1_summary": f"{logs}/paired/mock_spe1_summary.log",
             "convert_cell": f"{logs}/paired/convert_{{cell}}.log",
+            "qc_paired_cell": f"{logs}/qc/paired_{{cell}}.log",
         }
+        self.qc_cell = f"{results}/qc/paired/{{cell}}.png"
 
     @property
     def cells(self) -> list[str]:
@@ -509,6 +537,12 @@ class PairedLayout:
 
     def targets(self) -> list[str]:
         return [path(p, cell=cell) for cell in self.cells for p in self.outputs.values()]
+
+    def qc_targets(self) -> list[str]:
+        return [path(self.qc_cell, cell=cell) for cell in self.cells]
+
+    def qc_job_counts(self) -> dict[str, int]:
+        return {"qc_paired_cell": len(self.cells)} if self.cells else {}
 
     def job_counts(self) -> dict[str, int]:
         counts = {}

@@ -54,13 +54,26 @@ class Run:
         )
         return [(name, layout) for name, layout in layouts if layout is not None]
 
+    @property
+    def qc(self) -> bool:
+        return bool(self.config.get("qc", {}).get("enabled", False))
+
+    def qc_layouts(self) -> list[Any]:
+        """The enabled chains that have QC figures (when qc.enabled)."""
+        if not self.qc:
+            return []
+        return [layout for _, layout in self.chains() if hasattr(layout, "qc_targets")]
+
     def targets(self) -> list[str]:
-        return [target for _, layout in self.chains() for target in layout.targets()]
+        found = [target for _, layout in self.chains() for target in layout.targets()]
+        return found + [target for layout in self.qc_layouts() for target in layout.qc_targets()]
 
     def job_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for _, layout in self.chains():
             counts.update(layout.job_counts())
+        for layout in self.qc_layouts():
+            counts.update(layout.qc_job_counts())
         return counts
 
     def output_bytes(self) -> dict[str, dict[str, int]]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import atomic_path
+from spikeforge.core.progress import Progress
 from spikeforge.eeg.anatomy import read_anatomy
 from spikeforge.eeg.library import Library
 from spikeforge.eeg.plan import PATCH_WIDTH, Plan, read_plan
@@ -72,8 +73,10 @@ def write_hdf5_shard(
         )
         ptr[0] = 0
         done = 0
+        progress = Progress(n_samples, f"{Path(path).name}", " samples")
         for block in blocks:
             n = block.index.size
+            progress.update(done + n)
             sl = slice(done, done + n)
             eeg[sl] = block.eeg
             labels[sl] = block.labels

@@ -1,0 +1,1 @@
+"""Quality-control figures of every chain, for the Snakemake report."""
