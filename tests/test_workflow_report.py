@@ -1,6 +1,6 @@
-"""The QC figures and the Snakemake report of a small EEG + paired run: every figure is made
-from the run's own outputs and registered with its caption; the report opens in a real
-browser (headless Chromium)."""
+"""The QC figures and the Snakemake report of a small EEG + paired + spike-train run: every
+figure is made from the run's own outputs and registered with its caption; the report opens
+in a real browser (headless Chromium)."""
 
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ CONFIG = {
         "enabled": True, "source": "mock", "cells": ["cell_a"],
         "mock": {"duration_s": 8.0}, "window": {"skip_s": 1.0, "duration_s": 6.0},
     },
+    "spiketrains": {"enabled": True, "formats": ["hdf5_ragged"]},
 }  # fmt: skip
 FIGURES = ["eeg/train_samples.png", "eeg/train_snr.png", "eeg/train_plan.png",
-           "eeg/spike_library.png", "paired/cell_a.png"]  # fmt: skip
+           "eeg/spike_library.png", "paired/cell_a.png",
+           "spiketrains/paired/cell_a.png"]  # fmt: skip
 CAPTIONS = Path(__file__).resolve().parents[1] / "workflow" / "report"
 
 
@@ -64,7 +66,7 @@ def test_figures_are_made_and_registered_with_their_captions(report_run):
         advice = caption.read_text().split("What to look for:")[1].split()[:6]
         assert re.search(r"(\s|\\n)+".join(map(re.escape, advice)), html), caption.name
     for name in FIGURES:
-        assert Path(name).name in html
+        assert name.replace("/", "_") in html or Path(name).name in html
 
 
 def test_the_snr_figure_reads_the_shards(report_run, tmp_path):

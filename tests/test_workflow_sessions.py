@@ -48,7 +48,8 @@ def run_folder(tmp_path_factory) -> Path:
     assert run.returncode == 0, succeeded(run)
     counts = job_counts(run.output)
     assert counts.pop("mock_session") == 2 and counts.pop("movie_annotation") == 1
-    assert counts == {**{f"export_{fmt}": 2 for fmt in FORMATS}, "all": 1}
+    assert counts == {**{f"export_{fmt}": 2 for fmt in FORMATS}, "qc_spiketrains_item": 2,
+                      "all": 1}  # fmt: skip
     return workdir
 
 

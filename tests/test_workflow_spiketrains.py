@@ -115,7 +115,10 @@ def test_user_file_alone_exports_without_other_chains(tmp_path):
     }
     run = snakemake(tmp_path / "run", config)
     assert run.returncode == 0, succeeded(run)
-    assert job_counts(run.output) == {"export_hdf5_paired": 1, "export_phy": 1, "all": 1}
+    assert job_counts(run.output) == {
+        "export_hdf5_paired": 1, "export_phy": 1, "qc_spiketrains_item": 1, "all": 1,
+    }  # fmt: skip
+    assert (tmp_path / "run" / "results" / "qc" / "spiketrains" / "files" / "mine.png").is_file()
     out = tmp_path / "run" / "results" / "spiketrains" / "files" / "mine"
     for name in ("paired.h5", "phy"):
         loaded = read_spiketrains(out / name)

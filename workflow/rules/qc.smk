@@ -88,3 +88,29 @@ if PAIRED:
             cell_dir=lambda wildcards, input: str(Path(input.metadata).parent),
         script:
             "../scripts/qc_paired_cell.py"
+
+
+if SPIKETRAINS and SPIKETRAINS.qc_format():
+
+    rule qc_spiketrains_item:
+        input:
+            SPIKETRAINS.outputs[SPIKETRAINS.qc_format()],
+        output:
+            report(
+                SPIKETRAINS.qc_item,
+                caption="../report/spiketrains_item.rst",
+                category="Spike trains",
+                subcategory="{source}",
+                labels={"source": "{source}", "item": "{item}"},
+            ),
+        log:
+            SPIKETRAINS.logs["qc"],
+        conda:
+            "../../envs/spikeforge.yaml"
+        resources:
+            # matplotlib and one item's spike times
+            **resources.per_attempt(resources.DEFAULT_MB),
+        params:
+            title=lambda wildcards: f"{wildcards.source} {wildcards.item}",
+        script:
+            "../scripts/qc_spiketrains_item.py"

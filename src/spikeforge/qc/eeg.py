@@ -138,7 +138,8 @@ def clips_figure(library: str | Path, out: str | Path, shown: int = 4) -> dict[s
         waves = np.stack([f["centre_waveform"][int(i)] for i in picks])
     regions, per_region = np.unique(region, return_counts=True)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3))
-    axes[0].bar(regions, per_region, width=1.0, color="tab:purple")
+    width = max(1.0, (regions.max() - regions.min() + 1) / 80.0)  # visible at any spread
+    axes[0].bar(regions, per_region, width=width, color="tab:purple")
     axes[0].set_xlabel("region")
     axes[0].set_ylabel("clips")
     axes[0].set_title(f"{region.size:,} clips in {regions.size} regions")

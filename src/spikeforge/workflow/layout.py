@@ -811,6 +811,21 @@ class SpikeTrainsLayout:
         self.logs = {
             fmt: f"{folders.logs}/spiketrains/{{source}}/{{item}}/{fmt}.log" for fmt in self.formats
         }
+        self.logs["qc"] = f"{folders.logs}/qc/spiketrains_{{source}}_{{item}}.log"
+        self.qc_item = f"{folders.results}/qc/spiketrains/{{source}}/{{item}}.png"
+
+    def qc_format(self) -> str | None:
+        """The export the QC figure reads back (an HDF5 style, the project's own loader)."""
+        found = [f for f in self.formats if f.startswith("hdf5_")]
+        return found[0] if found else None
+
+    def qc_targets(self) -> list[str]:
+        if self.qc_format() is None:
+            return []
+        return [path(self.qc_item, source=s, item=i) for s, i in self.items()]
+
+    def qc_job_counts(self) -> dict[str, int]:
+        return {"qc_spiketrains_item": len(self.qc_targets())} if self.qc_targets() else {}
 
     @property
     def formats(self) -> list[str]:
