@@ -33,7 +33,7 @@
 #   resources/demo/...                           generated inputs (demo head model, mocks)
 #   <output>.manifest.json                       beside every output: its files' sizes and
 #                                                sha256, what made it (spikeforge-verify)
-#   results/qc/{eeg,paired,spiketrains}/...png   QC figures (qc.enabled), for
+#   results/qc/{chain}/...png                    QC figures (qc.enabled), for
 #                                                snakemake --report report.html
 #   logs/{chain step}/...                        one log per job
 from snakemake.utils import min_version

@@ -151,7 +151,8 @@ def test_demo_config_counts(tmp_path):
     # QC figures: each split's, the spike library's, each cell's
     assert counts["qc_eeg_split"] == counts["qc_paired_cell"] == 2
     assert counts["qc_eeg_library"] == 1 and counts["qc_spiketrains_item"] == 3
-    assert sum(counts.values()) == 38 + 2 + 21 + 8 - 1 + 8  # one DeepSIF export for both splits
+    assert counts["qc_cortical_sheet"] == 4
+    assert sum(counts.values()) == 38 + 2 + 21 + 8 - 1 + 12  # one DeepSIF export for both splits
 
 
 def test_plan_settings_are_the_splits_own(tmp_path):

@@ -43,7 +43,11 @@ def run_folder(tmp_path_factory) -> Path:
         "mock_cortical": 2, "all": 1,
         "export_cortical_train_X_OFF": 2, "export_cortical_train_V1_Inh_L23": 2,
         "export_cortical_test_X_OFF": 1, "export_cortical_test_V1_Inh_L23": 1,
+        "qc_cortical_sheet": 4,  # a figure per (variant, sheet)
     }  # fmt: skip
+    for variant in ("train", "test"):
+        for sheet in ("X_OFF", "V1_Inh_L23"):
+            assert (workdir / "results" / "qc" / "cortical" / variant / f"{sheet}.png").is_file()
     return workdir
 
 

@@ -1,4 +1,4 @@
-"""The QC figures and the Snakemake report of a small EEG + paired + spike-train run: every
+"""The QC figures and the Snakemake report of a small run of every chain with figures: every
 figure is made from the run's own outputs and registered with its caption; the report opens
 in a real browser (headless Chromium)."""
 
@@ -36,10 +36,14 @@ CONFIG = {
         "mock": {"duration_s": 8.0}, "window": {"skip_s": 1.0, "duration_s": 6.0},
     },
     "spiketrains": {"enabled": True, "formats": ["hdf5_ragged"]},
+    "cortical": {
+        "enabled": True, "sheets": ["V1_Exc_L4"],
+        "mock": {"neurons": {"V1_Exc_L4": 20}, "images": 3, "train_parts": 1, "test_parts": 0},
+    },
 }  # fmt: skip
 FIGURES = ["eeg/train_samples.png", "eeg/train_snr.png", "eeg/train_plan.png",
            "eeg/spike_library.png", "paired/cell_a.png",
-           "spiketrains/paired/cell_a.png"]  # fmt: skip
+           "spiketrains/paired/cell_a.png", "cortical/train/V1_Exc_L4.png"]  # fmt: skip
 CAPTIONS = Path(__file__).resolve().parents[1] / "workflow" / "report"
 
 

@@ -114,3 +114,35 @@ if SPIKETRAINS and SPIKETRAINS.qc_format():
             title=lambda wildcards: f"{wildcards.source} {wildcards.item}",
         script:
             "../scripts/qc_spiketrains_item.py"
+
+
+if CORTICAL and CORTICAL.qc_targets():
+
+    rule qc_cortical_sheet:
+        input:
+            unpack(
+                lambda wildcards: CORTICAL.qc_inputs(
+                    wildcards.variant, wildcards.sheet
+                )
+            ),
+        output:
+            report(
+                CORTICAL.qc_figure(),
+                caption="../report/cortical_sheet.rst",
+                category="Cortical sheets",
+                subcategory="{variant}",
+                labels={"variant": "{variant}", "sheet": "{sheet}"},
+            ),
+        log:
+            CORTICAL.logs["qc"],
+        wildcard_constraints:
+            sheet=r"[A-Za-z0-9_]+",
+        conda:
+            "../../envs/spikeforge.yaml"
+        resources:
+            # matplotlib and one part's counts of one sheet
+            **resources.per_attempt(resources.DEFAULT_MB),
+        params:
+            bin_ms=CORTICAL.cfg["bin_ms"],
+        script:
+            "../scripts/qc_cortical_sheet.py"

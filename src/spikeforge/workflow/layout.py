@@ -611,6 +611,7 @@ class CorticalLayout:
         self.logs = {
             "mock_datastores": f"{folders.logs}/cortical/mock_{{variant}}.log",
             "export": f"{folders.logs}/cortical/{{variant}}/{{sheet}}_{{part}}.log",
+            "qc": f"{folders.logs}/qc/cortical_{{variant}}_{{sheet}}.log",
         }
 
     @property
@@ -735,6 +736,26 @@ class CorticalLayout:
                              self.trials(variant), self.cfg["windows"]["enabled"],
                              self.cfg["experanto"])  # fmt: skip
         return [str(p) for p in paths.values()]
+
+    def qc_figure(self, variant: str = "{variant}", sheet_folder: str = "{sheet}") -> str:
+        return f"{self.folders.results}/qc/cortical/{variant}/{sheet_folder}.png"
+
+    def qc_inputs(self, variant: str, sheet_folder: str) -> dict[str, str]:
+        """The first part's image ids and spike counts (trial 0 of a test part)."""
+        from spikeforge.cortical.export import output_paths
+        from spikeforge.cortical.sheets import sheet_of_folder
+
+        part = sorted(self.parts[variant])[0]
+        paths = output_paths(f"{self.root}/{variant}", sheet_of_folder(sheet_folder), part,
+                             self.trials(variant), False)  # fmt: skip
+        spikes = paths["spikes"] if "spikes" in paths else paths["spikes_trial_0"]
+        return {"spikes": str(spikes), "image_ids": str(paths["image_ids"])}
+
+    def qc_targets(self) -> list[str]:
+        return [self.qc_figure(v, s) for v, s in self.rules() if self.parts.get(v)]
+
+    def qc_job_counts(self) -> dict[str, int]:
+        return {"qc_cortical_sheet": len(self.qc_targets())} if self.qc_targets() else {}
 
     def directory_outputs(self, variant: str, sheet_folder: str) -> set[str]:
         """The outputs that are folders (the Experanto layout)."""
