@@ -66,3 +66,20 @@ def test_progress_reaches_the_log_and_the_console(tmp_path):
     assert "an ordinary line" not in done.stderr and "warning" not in done.stderr
     text = log.read_text()
     assert "work: 50% (2 of 4" in text and "an ordinary line" in text
+
+
+def test_watching_follows_work_done_elsewhere(tmp_path, caplog):
+    """The paired pass writes segment files from worker processes: a thread counts them."""
+    import time
+
+    from spikeforge.core.progress import watching
+
+    caplog.set_level("INFO", logger="spikeforge.progress")
+    count = lambda: len(list(tmp_path.glob("*.arrow")))  # noqa: E731
+    with watching(count, 4, "converting", " segments", every=0.0, poll=0.05):
+        for k in range(4):
+            (tmp_path / f"data-{k}.arrow").write_bytes(b"")
+            time.sleep(0.2)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines and lines[-1].startswith("converting: 100% (4 of 4 segments")
+    assert any(line.startswith("converting: 25% (1 of 4") for line in lines)

@@ -5,8 +5,11 @@ print nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable, Iterator
 
 log = logging.getLogger("spikeforge.progress")
 
@@ -33,3 +36,25 @@ class Progress:
             "%s: %.0f%% (%g of %g%s, %.3g%s per s), about %.0f s left", self.what,
             100.0 * share, self.done, self.total, self.unit, rate, self.unit, left,
         )  # fmt: skip
+
+
+@contextlib.contextmanager
+def watching(count: Callable[[], float], total: float, what: str, unit: str = "",
+             every: float = 10.0, poll: float = 1.0) -> Iterator[Progress]:  # fmt: skip
+    """Progress of work done elsewhere (worker processes), polled from a thread: `count()`
+    says how much is done, e.g. the files written so far."""
+    bar = Progress(total, what, unit, every)
+    stop = threading.Event()
+
+    def poll_loop() -> None:
+        while not stop.wait(poll):
+            with contextlib.suppress(OSError):
+                bar.update(count())
+
+    thread = threading.Thread(target=poll_loop, daemon=True)
+    thread.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        thread.join()

@@ -37,6 +37,7 @@ import numpy as np
 
 from spikeforge.core.errors import InputError
 from spikeforge.core.files import staging_directory
+from spikeforge.core.progress import Progress
 from spikeforge.cortical.parts import PartSource, Presentation, open_part
 from spikeforge.cortical.sheets import folder_name
 
@@ -204,10 +205,12 @@ def export_trial(source: PartSource, trial: int, images: int | None, bin_ms: int
         from spikeforge.cortical.experanto import ExperantoWriter
 
         trial_folder = ExperantoWriter(experanto, source.sheet, trial, scratch)
+    progress = Progress(count, f"{source.sheet} trial {trial}", " images")
     try:
         for k, p in enumerate(source.presentations(trial)):
             if k == count:
                 break
+            progress.update(k)
             if spikes is None:
                 neuron_ids = p.neuron_ids
                 blank_bins = segment_bins(p.blank_ms, bin_ms)

@@ -16,6 +16,7 @@ import numpy as np
 import spikeinterface.core as sc
 
 from spikeforge.core.files import staging_directory
+from spikeforge.core.progress import watching
 from spikeforge.core.provenance import write_json
 from spikeforge.io.hf_datasets import dataset_dict_json, write_split_metadata
 from spikeforge.paired.arrow import ExportSpec, arrow_features, place_spikes, plan_segments
@@ -197,7 +198,10 @@ def _run_export(
         features = arrow_features()
         spec = export.spec({split: str(path) for split, path in staged.items()},
                            features.arrow_schema)  # fmt: skip
-        results = run_pass(_pass_job(source, spec), jobs, "spikeforge convert")
+        n_segments = len(export.train) + len(export.test)
+        written = lambda: sum(1 for p in staged.values() for _ in Path(p).glob("*.arrow"))  # noqa: E731
+        with watching(written, n_segments, "converting", " segments"):
+            results = run_pass(_pass_job(source, spec), jobs, "spikeforge convert")
         total = np.zeros((export.nbefore + export.nafter, export.n_channels), dtype=np.float64)
         for chunk_result in results:
             if chunk_result.template is not None:
