@@ -29,7 +29,8 @@ PROFILE = REPO / "profiles" / "slurm"
 TIMEOUT_S = 600  # per snakemake run; the run's whole process group is killed after it
 
 # Sessions chain, one short session, its units in two spike-train formats: two Slurm jobs
-# (mock_session, movie_annotation), then one group submission of the two exports.
+# (mock_session, movie_annotation), then one group submission of the two exports, then the
+# QC figure of the exported units (group qc).
 TINY = {
     "seed": 7,
     "sessions": {
@@ -59,6 +60,7 @@ PAIRED = {
         "window": {"skip_s": 1.0, "duration_s": 6.0},
         "segment_s": 3.0,
     },
+    "qc": {"enabled": False},  # this test is about convert_cell's retry alone
 }
 # Slurm's --mem is in MiB. Measured on the cluster (sstat, JobAcctGatherFrequency=1): the srun
 # step of convert_cell (inner snakemake + script) peaks at ~1280 MiB and stays above ~1030 MiB
@@ -199,6 +201,7 @@ def test_slurm_run_writes_what_a_local_run_writes(cluster, tmp_path, capsys):
     # Every job but `all` went through sbatch, and Slurm ran each submission to completion.
     jobs = submissions(slurm.output)
     assert sorted(jobs) == [
+        "group_qc_qc_spiketrains_item",
         "group_spiketrains_export_hdf5_ragged_export_nwb",
         "rule_mock_session",
         "rule_movie_annotation",
