@@ -237,6 +237,9 @@ def simulate_region_clips(
                 clip_info_path(staging, region),
             )
             counts[region] = len(result.alpha)
+            for q, (r, _) in enumerate(runs):
+                if r == region:
+                    files[q].path.unlink()
         shutil.rmtree(scratch)
     return counts
 
