@@ -44,24 +44,20 @@ from spikeforge.eeg.neural_mass import (
     DT_MS,
     Batch,
     Connectivity,
-    JansenRit,
     Simulation,
     noise_keys,
     random_start,
     run_generators,
 )
 from spikeforge.eeg.raw import (
-    A_BACKGROUND,
-    A_SPIKING,
     FSAVERAGE_RAW_REGIONS,
     Decimator,
     Preprocessing,
     chunk_path,
-    connectivity_region,
     decimated_row_ends,
     region_folder_name,
 )
-from spikeforge.eeg.tvb import NOISE_SETTINGS, P_MAX, P_MIN, chunk_count, whole_steps
+from spikeforge.eeg.tvb import NOISE_SETTINGS, chunk_count, deepsif_run, whole_steps
 from spikeforge.io.mat import save_mat
 
 log = logging.getLogger(__name__)
@@ -79,16 +75,10 @@ def deepsif_batch(
     becomes r, with the fsaverage remap) and 3.25 elsewhere, mu and the noise's standard
     deviation of setting m (as spikeforge.eeg.tvb), and each run's random start. Returns
     (batch, initial_state, initial_history)."""
-    n = connectivity.n_regions
-    a_values = np.full((len(runs), n), A_BACKGROUND)
-    for q, (region, _) in enumerate(runs):
-        a_values[q, connectivity_region(region, remap)] = A_SPIKING
-    mu = np.array([NOISE_SETTINGS[m][0] for _, m in runs])
-    rate = JansenRit().a
-    nsig = np.array(
-        [(rate * A_BACKGROUND * (P_MAX - P_MIN) * 0.5 * NOISE_SETTINGS[m][1]) ** 2 / 2.0
-         for _, m in runs]
-    )  # fmt: skip
+    settings = [deepsif_run(r, m, connectivity.n_regions, remap) for r, m in runs]
+    a_values = np.stack([a for a, _, _ in settings])
+    mu = np.array([mu for _, mu, _ in settings])
+    nsig = np.array([nsig for _, _, nsig in settings])
     state, history = random_start(len(runs), connectivity, run_generators(seed, list(runs)))
     return Batch(a_values, mu, nsig), state, history
 
@@ -223,10 +213,9 @@ def simulate_region_clips(
             files[q].append(decimators[q].finish())
         settings = detection_settings(detection)
         for region in regions:
+            own = [q for q, (r, _) in enumerate(runs) if r == region]
             recordings = [
-                Recording(m, path, lambda q=q: files[q].chunks(ends))
-                for q, (r, m) in enumerate(runs)
-                if r == region
+                Recording(runs[q][1], path, lambda q=q: files[q].chunks(ends)) for q in own
             ]
             result = write_region_clips(
                 region,
@@ -237,9 +226,8 @@ def simulate_region_clips(
                 clip_info_path(staging, region),
             )
             counts[region] = len(result.alpha)
-            for q, (r, _) in enumerate(runs):
-                if r == region:
-                    files[q].path.unlink()
+            for q in own:
+                files[q].path.unlink()
         shutil.rmtree(scratch)
     return counts
 

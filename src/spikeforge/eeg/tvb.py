@@ -146,6 +146,22 @@ def chunk_count(duration_s: float, chunk_s: float, keys: str = "eeg.raw.tvb") ->
     return total_steps // chunk_steps
 
 
+# JansenRit's rate constant a (1/ms), TVB's default: it scales the noise intensity below.
+RATE_A = 0.1
+
+
+def deepsif_run(
+    spiking_region: int, iteration: int, n_regions: int, fsaverage_remap: bool = False
+) -> tuple[np.ndarray, float, float]:
+    """DeepSIF's run (r, m): A per connectivity region (3.5 in the column that becomes r,
+    3.25 elsewhere), the mean input mu and y4's noise intensity nsig of setting m."""
+    mu, std = NOISE_SETTINGS[iteration]
+    a_vector = np.full(n_regions, A_BACKGROUND)
+    a_vector[connectivity_region(spiking_region, fsaverage_remap)] = A_SPIKING
+    nsig = (RATE_A * A_BACKGROUND * (P_MAX - P_MIN) * 0.5 * std) ** 2 / 2.0
+    return a_vector, mu, nsig
+
+
 def noise_seed(seed: int, spiking_region: int, iteration: int) -> int:
     """The 32-bit seed of TVB's noise stream (which also draws the initial history)."""
     return int_seed(seed, "tvb_simulation", spiking_region, iteration)
@@ -198,9 +214,7 @@ def simulate_region(
             path, f"TVB reads {conn.number_of_regions} regions, the centres file lists {n_regions}"
         )
 
-    mu, std = NOISE_SETTINGS[iteration]
-    a_vector = np.full(n_regions, A_BACKGROUND)
-    a_vector[connectivity_region(spiking_region, fsaverage_remap)] = A_SPIKING
+    a_vector, mu, y4_nsig = deepsif_run(spiking_region, iteration, n_regions, fsaverage_remap)
     model = tvb.models.JansenRit(
         A=a_vector,
         mu=np.array([mu]),
@@ -209,7 +223,7 @@ def simulate_region(
         p_min=np.array([P_MIN]),
     )
     nsig = np.zeros(len(model.state_variables))
-    nsig[NOISY_STATE] = (model.a[0] * A_BACKGROUND * (P_MAX - P_MIN) * 0.5 * std) ** 2 / 2.0
+    nsig[NOISY_STATE] = y4_nsig
     integrator = tvb.integrators.HeunStochastic(
         dt=DT_MS,
         noise=tvb.noise.Additive(nsig=nsig, noise_seed=noise_seed(seed, spiking_region, iteration)),

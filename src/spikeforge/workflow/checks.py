@@ -98,11 +98,11 @@ def _clip_problems(eeg: EEGLayout, n_regions: int) -> list[str]:
             if not Path(eeg.raw_input(r)).is_dir()
         ]
     if raw["source"] in ("tvb", "simulate"):
-        keys = f"eeg.raw.{raw['source']}"
-        missing = _file(raw[raw["source"]]["connectivity"], f"{keys}.connectivity")
-        found += [missing] if missing else _connectivity_problems(eeg, n_regions, keys)
+        simulation, keys = raw[raw["source"]], f"eeg.raw.{raw['source']}"
+        missing = _file(simulation["connectivity"], f"{keys}.connectivity")
+        found += [missing] if missing else _connectivity_problems(eeg, n_regions, raw["source"])
         try:
-            chunk_count(raw[raw["source"]]["duration_s"], raw[raw["source"]]["chunk_s"], keys)
+            chunk_count(simulation["duration_s"], simulation["chunk_s"], keys)
         except ValueError as error:
             found.append(problem(f"{keys}.chunk_s", f"{error} ({keys}.duration_s)"))
     if raw["source"] == "simulate":
@@ -118,14 +118,15 @@ def _numba_problem() -> list[str]:
     return []
 
 
-def _connectivity_problems(eeg: EEGLayout, n_regions: int, keys: str) -> list[str]:
-    """The TVB connectivity must be readable and as wide as the raw data the chain expects."""
+def _connectivity_problems(eeg: EEGLayout, n_regions: int, source: str) -> list[str]:
+    """The TVB connectivity of raw.source `source` must be readable and as wide as the raw
+    data the chain expects."""
     from spikeforge.eeg.raw import FSAVERAGE_RAW_REGIONS
     from spikeforge.eeg.tvb import connectivity_regions
 
-    key = f"{keys}.connectivity"
+    key = f"eeg.raw.{source}.connectivity"
     try:
-        n_connectivity = connectivity_regions(eeg.raw_cfg[keys.rsplit(".", 1)[1]]["connectivity"])
+        n_connectivity = connectivity_regions(eeg.raw_cfg[source]["connectivity"])
     except InputError as error:
         return [problem(key, str(error))]
     remap = eeg.cfg["preprocessing"]["fsaverage_remap"]
