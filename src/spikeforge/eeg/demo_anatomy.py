@@ -69,7 +69,7 @@ _MIN_CHANNELS = 4  # the sphere fit needs at least four electrodes
 _MIN_REGIONS = 4
 
 
-def _montage():
+def standard_montage():
     """MNE's built-in 10-05 montage, under its current name (no deprecation warning)."""
     import mne
 
@@ -123,7 +123,7 @@ def _radial_leadfield(channel_names: list[str], normals: np.ndarray, radius_rel:
 
     with mne.utils.use_log_level("ERROR"):
         info = mne.create_info(channel_names, sfreq=1000.0, ch_types="eeg", verbose=False)
-        info.set_montage(_montage(), verbose=False)
+        info.set_montage(standard_montage(), verbose=False)
         head_radius, centre, _ = mne.bem.fit_sphere_to_headshape(
             info, dig_kinds=("eeg",), units="m", verbose=False
         )

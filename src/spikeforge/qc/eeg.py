@@ -6,7 +6,6 @@ Each function returns the numbers it plotted, so a test can check where they com
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,11 @@ SAMPLES_SHOWN = 3
 FS_HZ = 500.0
 
 
-def _shard_paths(index_json: str | Path) -> list[Path]:
-    """A split's shards in sample order, from the index.json the split_index job writes."""
-    index_json = Path(index_json)
-    listed = json.loads(index_json.read_text())["shards"]
-    return [index_json.parent / entry["file"] for entry in listed]
+def _split(index_json: str | Path) -> Any:
+    """A split's shards as listed in the index.json the split_index job writes (checked)."""
+    from spikeforge.eeg.export.hdf5 import EEGDataset
+
+    return EEGDataset.from_folder(Path(index_json).parent)
 
 
 def _topomap(ax: Any, values: np.ndarray, channel_names: Sequence[str] | None) -> None:
@@ -34,9 +33,9 @@ def _topomap(ax: Any, values: np.ndarray, channel_names: Sequence[str] | None) -
         import mne
 
         info = mne.create_info(list(channel_names), FS_HZ, "eeg")
-        from spikeforge.eeg.demo_anatomy import _montage
+        from spikeforge.eeg.demo_anatomy import standard_montage
 
-        info.set_montage(_montage(), verbose=False)
+        info.set_montage(standard_montage(), verbose=False)
         mne.viz.plot_topomap(values, info, axes=ax, show=False, contours=4, sensors=True)
     else:
         ax.bar(np.arange(values.size), values, width=1.0, color="0.3")
@@ -49,38 +48,34 @@ def samples_figure(
     """The split's first samples: butterfly plot of the EEG, its topography at the label
     source's peak, the label sources' time courses."""
     plt = pyplot()
-    shard = _shard_paths(index_json)[0]
-    with h5py.File(shard, "r") as f:
-        n = min(SAMPLES_SHOWN, f["eeg"].shape[0])
-        eeg = f["eeg"][:n]  # [n, T, C]
-        snr = f["snr"][:n]
-        index = f["index"][:n]
-        ptr = f["source_ptr"][: n + 1]
-        regions = f["source_regions"][ptr[0] : ptr[n]]
-        courses = f["source_timecourses"][ptr[0] : ptr[n]]
-    time_ms = np.arange(eeg.shape[1]) / FS_HZ * 1000.0
+    with _split(index_json) as split:
+        samples = [split[i] for i in range(min(SAMPLES_SHOWN, len(split)))]
+    n = len(samples)
+    time_ms = np.arange(samples[0]["eeg_data"].shape[0]) / FS_HZ * 1000.0
     fig, axes = plt.subplots(n, 3, figsize=(10, 2.4 * n), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 1.3, 3]})  # fmt: skip
-    peaks = []
-    for i in range(n):
-        own = slice(ptr[i] - ptr[0], ptr[i + 1] - ptr[0])
-        source = courses[own]
-        peak = int(np.argmax(np.abs(source).max(axis=0))) if source.size else 0
+    index, snr, peaks = [], [], []
+    for i, sample in enumerate(samples):
+        eeg, source = sample["eeg_data"], sample["source_data"]  # [T, C], [T, R]
+        regions = np.flatnonzero(np.any(source != 0, axis=0))
+        peak = int(np.argmax(np.abs(source[:, regions]).max(axis=1))) if regions.size else 0
+        index.append(int(sample["index"][0, 0]))
+        snr.append(float(sample["snr"][0, 0]))
         peaks.append(peak)
         ax = axes[i, 0]
-        ax.plot(time_ms, eeg[i], lw=0.4, color="0.2", alpha=0.6)
+        ax.plot(time_ms, eeg, lw=0.4, color="0.2", alpha=0.6)
         ax.axvline(time_ms[peak], color="tab:red", lw=0.8)
-        ax.set_title(f"sample {index[i]}: EEG, {eeg.shape[2]} channels, SNR {snr[i]:g} dB")
+        ax.set_title(f"sample {index[-1]}: EEG, {eeg.shape[1]} channels, SNR {snr[-1]:g} dB")
         ax.set_xlabel("ms")
-        _topomap(axes[i, 1], eeg[i, peak], channel_names)
+        _topomap(axes[i, 1], eeg[peak], channel_names)
         axes[i, 1].set_title(f"at {time_ms[peak]:.0f} ms")
-        for region, course in zip(regions[own], source, strict=True):
-            axes[i, 2].plot(time_ms, course, lw=0.6, label=f"region {region}")
-        axes[i, 2].set_title(f"label sources ({source.shape[0]} regions)")
+        for region in regions:
+            axes[i, 2].plot(time_ms, source[:, region], lw=0.6, label=f"region {region}")
+        axes[i, 2].set_title(f"label sources ({regions.size} regions)")
         axes[i, 2].set_xlabel("ms")
     fig.tight_layout()
     save(fig, out)
-    return {"index": index.tolist(), "snr": snr.tolist(), "peak_samples": peaks}
+    return {"index": index, "snr": snr, "peak_samples": peaks}
 
 
 def snr_figure(
@@ -88,7 +83,8 @@ def snr_figure(
 ) -> dict[str, Any]:
     """How often each sensor SNR occurs in the split's shards, against the configured SNRs."""
     plt = pyplot()
-    values = np.concatenate([h5py.File(p, "r")["snr"][()] for p in _shard_paths(index_json)])
+    with _split(index_json) as split:
+        values = np.concatenate([shard.snr() for shard in split.shards])
     levels, counts = np.unique(values, return_counts=True)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(levels, counts, width=1.0, color="tab:blue", label="samples")

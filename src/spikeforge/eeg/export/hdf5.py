@@ -191,6 +191,10 @@ class EEGShard:
             "index": np.array([[self.index[i]]], dtype=np.int64),
         }
 
+    def snr(self) -> np.ndarray:
+        """Every sample's sensor SNR (dB), without reading the samples."""
+        return self._file["snr"][()]
+
     def close(self) -> None:
         self._file.close()
 
